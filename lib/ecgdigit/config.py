@@ -1,0 +1,179 @@
+"""Every constant and path of the kit, in one place.
+
+Values marked (check) come from ../shared/spec/competition.md as believed but not confirmed;
+one edit here fixes them everywhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# ---------------------------------------------------------------- leads and layout
+LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+RHYTHM_LEAD = "II"
+# Printed rows, top to bottom; each short row holds 4 leads of 2.5 s, the last is the 10 s rhythm strip.
+LAYOUT_ROWS: tuple[tuple[str, ...], ...] = (
+    ("I", "aVR", "V1", "V4"),
+    ("II", "aVL", "V2", "V5"),
+    ("III", "aVF", "V3", "V6"),
+    ("II",),
+)
+N_ROWS = len(LAYOUT_ROWS)
+N_COLUMNS = 4
+DURATION_S = 10.0
+SHORT_LEAD_S = DURATION_S / N_COLUMNS  # 2.5 s
+SAMPLING_RATES: tuple[int, ...] = (250, 256, 500, 512, 1000, 1025)
+
+
+def lead_column(lead: str) -> int:
+    """Column (0..3) where a short lead is printed; its 2.5 s window starts at column * 2.5 s."""
+    for row in LAYOUT_ROWS[:3]:
+        if lead in row:
+            return row.index(lead)
+    raise KeyError(f"unknown lead {lead!r}; expected one of {LEADS}")
+
+
+def lead_window(lead: str, fs: int) -> tuple[int, int]:
+    """[start, stop) sample indices of the lead's printed window in the 10 s record."""
+    if lead == RHYTHM_LEAD:
+        return 0, int(round(DURATION_S * fs))
+    n = int(SHORT_LEAD_S * fs)  # the competition: each short lead is int(2.5 * fs) samples
+    start = lead_column(lead) * n
+    return start, start + n
+
+
+def number_of_rows(lead: str, fs: int) -> int:
+    """Rows a lead has in test.csv: 10*fs for lead II, 10*fs//4 for the others."""
+    if lead == RHYTHM_LEAD:
+        return int(round(DURATION_S * fs))
+    return int(round(DURATION_S * fs)) // 4
+
+
+# ---------------------------------------------------------------- image types
+IMAGE_TYPES: dict[str, str] = {
+    "0001": "clean",
+    "0003": "colour_scan",
+    "0004": "bw_scan",
+    "0005": "mobile_photo",
+    "0006": "screen_photo",
+    "0009": "stained",
+    "0010": "damaged",
+    "0011": "mould_colour_scan",
+    "0012": "mould_bw_scan",
+}
+
+
+# ---------------------------------------------------------------- paper geometry
+@dataclass(frozen=True)
+class PaperLayout:
+    """ECG-image-kit's page, in pixels of the clean 200 dpi render (x right, y down).
+
+    Every stage expresses page positions in these units times a scale factor, so that the
+    rectified page at scale s is simply this layout with every length multiplied by s.
+    """
+
+    dpi: float = 200.0
+    width: int = 2200
+    height: int = 1700
+    mm_per_s: float = 25.0
+    mm_per_mv: float = 10.0
+    # zero-mV lines of the 4 printed rows (checked on a real 0001 image within 0.5 px)
+    baselines_y: tuple[float, ...] = (708.33, 991.67, 1275.00, 1534.71)
+    signal_x0: float = 118.11  # the trace starts here, after the calibration pulse
+    calib_x0: float = 78.74  # 1 mV x 0.2 s calibration pulse spans calib_x0..signal_x0
+    calib_mv: float = 1.0
+    column_tick_mv: float = 0.63  # vertical tick at each column boundary
+    label_offset_mv: float = 0.7  # lead names this far below the baseline
+    rhythm_label_offset_mv: float = 0.8
+    label_font_pt: float = 11.0
+    grid_major_mm: float = 5.0
+    grid_minor_mm: float = 1.0
+    grid_major_rgb: tuple[int, int, int] = (255, 0, 0)
+    grid_minor_rgb: tuple[int, int, int] = (254, 223, 219)
+    grid_line_pt: float = 0.5
+    trace_line_pt: float = 0.75
+    trace_grey_max: int = 51
+
+    @property
+    def px_per_mm(self) -> float:
+        return self.dpi / 25.4
+
+    @property
+    def px_per_mv(self) -> float:
+        return self.mm_per_mv * self.px_per_mm
+
+    @property
+    def px_per_s(self) -> float:
+        return self.mm_per_s * self.px_per_mm
+
+    @property
+    def px_per_pt(self) -> float:
+        return self.dpi / 72.0
+
+    @property
+    def column_width(self) -> float:
+        return SHORT_LEAD_S * self.px_per_s
+
+    @property
+    def signal_x1(self) -> float:
+        return self.signal_x0 + DURATION_S * self.px_per_s
+
+    @property
+    def grid_major_px(self) -> float:
+        return self.grid_major_mm * self.px_per_mm
+
+    @property
+    def grid_minor_px(self) -> float:
+        return self.grid_minor_mm * self.px_per_mm
+
+    def grid_lines(self, major: bool) -> tuple[list[float], list[float]]:
+        """x and y positions of grid lines; the grid is anchored at the page's bottom-left."""
+        step = self.grid_major_px if major else self.grid_minor_px
+        xs = [i * step for i in range(int(self.width / step) + 1)]
+        ys = [self.height - i * step for i in range(int(self.height / step) + 1)]
+        return xs, ys
+
+    def time_to_x(self, t_s):
+        return self.signal_x0 + t_s * self.px_per_s
+
+    def mv_to_y(self, row: int, mv):
+        return self.baselines_y[row] - mv * self.px_per_mv
+
+
+PAGE = PaperLayout()
+
+# ---------------------------------------------------------------- metric
+PERFECT_SCORE = 1e6  # final copy of the host's metric
+PERFECT_SCORE_EARLY = 384.0  # early copies (25.84 dB)
+MAX_TIME_SHIFT_S = 0.2
+
+# ---------------------------------------------------------------- pipeline resolutions
+# Geometry is found at low resolution and applied to the original pixels (see README).
+STAGE0_INPUT = 512  # long side of the image the stage-0 model sees
+STAGE1_SCALE = 0.5  # normalized page for grid finding, relative to the 200 dpi page
+STAGE2_SCALE = 2.0  # rectified page for trace reading: 4400 px wide
+
+
+# ---------------------------------------------------------------- paths
+@dataclass(frozen=True)
+class Paths:
+    repo: Path = Path(__file__).resolve().parents[2]
+    weights: Path = field(default_factory=lambda: Path(os.environ.get(
+        "ECGDIGIT_WEIGHTS", Path(__file__).resolve().parents[2] / "weights")))
+    embedded_sample: Path = field(default_factory=lambda: Path(os.environ.get(
+        "ECGDIGIT_SAMPLE", Path(__file__).resolve().parents[2] / "data" / "embedded_sample")))
+    outputs: Path = field(default_factory=lambda: Path(os.environ.get(
+        "ECGDIGIT_OUTPUTS", Path(__file__).resolve().parents[2] / "outputs")))
+
+
+def paths() -> Paths:
+    """Paths read from the environment at call time, never cached at import."""
+    return Paths()
+
+
+# ---------------------------------------------------------------- Kaggle
+COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
+KAGGLE_INPUT = Path("/kaggle/input")
+KAGGLE_WORKING = Path("/kaggle/working")
+BUNDLE_SLUG = "ecgdigit-bundle"
