@@ -62,6 +62,9 @@ IMAGE_TYPES: dict[str, str] = {
     "0011": "mould_colour_scan",
     "0012": "mould_bw_scan",
 }
+# Image sizes (height, width) of the competition's captures, before any quarter turn.
+SCAN_SIZE: tuple[int, int] = (1652, 2138)  # (check) "about 1652 px high"; width from the letter aspect
+PHOTO_SIZES: tuple[tuple[int, int], ...] = ((3024, 4032), (3000, 4000), (1008, 1344))  # landscape (check)
 
 
 # ---------------------------------------------------------------- paper geometry
@@ -133,6 +136,16 @@ class PaperLayout:
         xs = [i * step for i in range(int(self.width / step) + 1)]
         ys = [self.height - i * step for i in range(int(self.height / step) + 1)]
         return xs, ys
+
+    def label_zone(self, row: int, column: int) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 around where a lead name is printed (its text sits on a line
+        label_offset_mv below the baseline, starting at its segment's first column). Wide enough
+        for 'aVR' at 11 pt, with a margin."""
+        rhythm = row == len(self.baselines_y) - 1
+        text_base = self.baselines_y[row] + (self.rhythm_label_offset_mv if rhythm else self.label_offset_mv) * self.px_per_mv
+        x0 = self.time_to_x(column * SHORT_LEAD_S)
+        cap = self.label_font_pt * self.px_per_pt * 0.8  # capital height of DejaVu Sans ~0.73 em
+        return x0 - 3.0, text_base - cap - 3.0, x0 + 2.3 * self.label_font_pt * self.px_per_pt, text_base + 4.0
 
     def time_to_x(self, t_s):
         return self.signal_x0 + t_s * self.px_per_s

@@ -1,0 +1,66 @@
+"""Pictures a person would rather look at: the rectified page with the read-back signal over it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import LAYOUT_ROWS, LEADS, PAGE, RHYTHM_LEAD, SHORT_LEAD_S, PaperLayout
+from .digitized import Digitized
+
+TRACE_RGB = (0, 160, 255)  # read-back signal
+TRUTH_RGB = (0, 200, 0)  # the truth, where known
+
+
+def _row_polyline(values: np.ndarray, fs: float, row: int, lead_t0: float, scale: float, layout: PaperLayout):
+    t = lead_t0 + np.arange(len(values)) / fs
+    x = layout.time_to_x(t) * scale
+    y = layout.mv_to_y(row, values) * scale
+    return np.round(np.stack([x, y], 1) * 16).astype(np.int32)
+
+
+def _lead_segments(d: Digitized):
+    """(row, lead, t0, values) of every printed segment."""
+    n_short = int(round(SHORT_LEAD_S * d.fs))
+    for r, leads in enumerate(LAYOUT_ROWS):
+        for c, lead in enumerate(leads):
+            if len(leads) == 1:
+                yield r, lead, 0.0, d.lead(lead)
+            else:
+                a = c * n_short
+                yield r, lead, c * SHORT_LEAD_S, d.lead(lead)[a:a + n_short]
+
+
+def overlay(rectified: np.ndarray, scale: float, digitized: Digitized, truth: Digitized | None = None,
+            out_width: int = 2200, layout: PaperLayout = PAGE) -> np.ndarray:
+    """The rectified page (resized to out_width) with the digitized leads drawn where they were read."""
+    s = out_width / rectified.shape[1]
+    img = cv2.resize(rectified, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    img = (0.55 * img + 0.45 * 255).astype(np.uint8)  # fade the page so the overlay reads
+    draw_scale = scale * s
+    for sig, rgb in ((truth, TRUTH_RGB), (digitized, TRACE_RGB)):
+        if sig is None:
+            continue
+        for r, lead, t0, v in _lead_segments(sig):
+            cv2.polylines(img, [_row_polyline(v, sig.fs, r, t0, draw_scale, layout)], False, rgb, 1, cv2.LINE_AA, shift=4)
+    for r, leads in enumerate(LAYOUT_ROWS):
+        for c, lead in enumerate(leads):
+            x = int(layout.time_to_x(c * SHORT_LEAD_S) * draw_scale) + 4
+            y = int((layout.baselines_y[r] - 1.4 * layout.px_per_mv) * draw_scale)
+            cv2.putText(img, lead, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 160), 1, cv2.LINE_AA)
+    return img
+
+
+def save_overlay(path: str | Path, rectified: np.ndarray, scale: float, digitized: Digitized,
+                 truth: Digitized | None = None, title: str = "") -> Path:
+    img = overlay(rectified, scale, digitized, truth)
+    if title:
+        cv2.putText(img, title, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return path
+
+
+__all__ = ["overlay", "save_overlay", "LEADS", "RHYTHM_LEAD"]

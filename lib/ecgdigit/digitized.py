@@ -1,0 +1,52 @@
+"""The pipeline's output (12 leads over 10 s) and its conversion into each test.csv lead's rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import DURATION_S, LEADS, RHYTHM_LEAD, SHORT_LEAD_S, lead_column
+
+
+@dataclass
+class Digitized:
+    """12 leads on a common time grid t = k / fs over 10 s, in mV.
+
+    Every lead covers the whole 10 s but only its printed window is read from the page; the rest
+    is whatever the pipeline filled in and is never written to a submission.
+    """
+
+    signals: np.ndarray  # (n_samples, 12) float32, columns in config.LEADS order
+    fs: float
+    warnings: list[str] = field(default_factory=list)
+    is_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        self.signals = np.asarray(self.signals, dtype=np.float32)
+        if self.signals.ndim != 2 or self.signals.shape[1] != len(LEADS):
+            raise ValueError(f"signals must be (n, {len(LEADS)}), got {self.signals.shape}")
+
+    @classmethod
+    def fallback(cls, reason: str, fs: float = 500.0) -> "Digitized":
+        """All zeros: the documented prediction for an image that cannot be read (about 0 dB)."""
+        n = int(round(DURATION_S * fs))
+        return cls(np.zeros((n, len(LEADS)), np.float32), fs, [reason], is_fallback=True)
+
+    def lead(self, name: str) -> np.ndarray:
+        return self.signals[:, LEADS.index(name)]
+
+
+def lead_window_start_s(lead: str) -> float:
+    return 0.0 if lead == RHYTHM_LEAD else lead_column(lead) * SHORT_LEAD_S
+
+
+def lead_rows(digitized: Digitized, lead: str, fs: int, number_of_rows: int) -> np.ndarray:
+    """The values test.csv asks for: number_of_rows samples at fs from the lead's window start.
+
+    Linear interpolation of the pipeline's time grid; samples outside it hold the edge value.
+    """
+    t = lead_window_start_s(lead) + np.arange(number_of_rows, dtype=np.float64) / float(fs)
+    src = digitized.lead(lead).astype(np.float64)
+    t_src = np.arange(len(src), dtype=np.float64) / float(digitized.fs)
+    out = np.interp(t, t_src, src)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

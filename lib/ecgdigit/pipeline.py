@@ -1,0 +1,91 @@
+"""image -> stage 0 -> stage 1 -> stage 2 -> 12 leads. The one entry point: Pipeline.predict(image)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import PAGE, STAGE1_SCALE, STAGE2_SCALE, PaperLayout
+from .digitized import Digitized
+from .geometry.coordinate_map import CoordinateMap
+from .stages.stage0_normalize import Stage0Result, normalize
+from .stages.stage1_rectify import Stage1Result, rectify
+from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
+
+logger = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 200  # smaller than this cannot hold a readable ECG
+
+
+class UnreadableImage(ValueError):
+    """The image cannot be digitized (blank, too small, ...); the caller uses the fallback."""
+
+
+@dataclass
+class PipelineResult:
+    stage0: Stage0Result
+    stage1: Stage1Result
+    stage2: Stage2Result
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def digitized(self) -> Digitized:
+        return self.stage2.digitized
+
+
+@dataclass
+class PipelineOptions:
+    stage1_scale: float = STAGE1_SCALE
+    stage2_scale: float = STAGE2_SCALE
+    reconcile_limb_leads: bool = True
+    layout: PaperLayout = PAGE
+
+
+def check_image(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise UnreadableImage(f"expected an RGB uint8 image, got shape {image.shape} dtype {image.dtype}")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise UnreadableImage(f"image too small to hold an ECG: {image.shape[1]}x{image.shape[0]} px")
+    if float(image[:: 8, :: 8].std()) < 2.0:
+        raise UnreadableImage("image is blank (no contrast)")
+
+
+class Pipeline:
+    """The three stages, each with a model where weights are loaded, else its classical version."""
+
+    def __init__(self, models: dict | None = None, options: PipelineOptions | None = None):
+        self.models = models or {}
+        self.options = options or PipelineOptions()
+
+    @classmethod
+    def load(cls, weights_dir=None, device: str | None = None, **options) -> "Pipeline":
+        from .models.inference import load_stage_predictors
+
+        return cls(load_stage_predictors(weights_dir, device), PipelineOptions(**options))
+
+    def run(self, image: np.ndarray, oracle_page_to_image: CoordinateMap | None = None) -> PipelineResult:
+        """All intermediate results; with an oracle map stages 0 and 1 are replaced by the truth."""
+        check_image(image)
+        o = self.options
+        t = {}
+        t0 = time.perf_counter()
+        if oracle_page_to_image is not None:
+            s0 = Stage0Result(0, image, np.eye(3), "oracle")
+            s1 = Stage1Result(oracle_page_to_image, "oracle", 0, 0.0)
+        else:
+            s0 = normalize(image, o.layout, keypoint_fn=self.models.get("keypoints"),
+                           orientation_fn=self.models.get("orientation"))
+            t["stage0"] = time.perf_counter() - t0
+            s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.get("grid"))
+            t["stage1"] = time.perf_counter() - t0 - t["stage0"]
+        t1 = time.perf_counter()
+        rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
+        s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.get("traces"),
+                         reconcile=o.reconcile_limb_leads)
+        t["stage2"] = time.perf_counter() - t1
+        return PipelineResult(s0, s1, s2, t)
+
+    def predict(self, image: np.ndarray) -> Digitized:
+        return self.run(image).digitized

@@ -1,0 +1,118 @@
+"""Model-free stage 0: find the paper in a photo/scan and which way up it is.
+
+Used when no stage-0 weights are shipped, and as the fallback when the model's key points fail.
+"""
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from ..config import PAGE, PaperLayout
+from ..geometry.coordinate_map import CoordinateMap
+
+logger = logging.getLogger(__name__)
+
+WORK_SIDE = 768  # long side of the copy this runs on
+
+
+def _small(image: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    s = side / max(image.shape[:2])
+    if s >= 1:
+        return image, 1.0
+    return cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), s
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """Top-left, top-right, bottom-right, bottom-left (image axes)."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    c = pts.mean(axis=0)
+    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(ang)]  # clockwise in image axes, starting near -pi (left)
+    start = np.argmin(pts.sum(axis=1))  # top-left has the smallest x + y
+    return np.roll(pts, -start, axis=0)
+
+
+def detect_page_quad(image: np.ndarray) -> np.ndarray | None:
+    """The paper's 4 corners in image px, or None when the paper fills the frame or is not found.
+
+    Paper = bright, low-saturation or reddish (grid) pixels in one large blob.
+    """
+    small, s = _small(image)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    v = hsv[..., 2].astype(np.float32)
+    thr = max(60.0, float(np.percentile(v, 60)) * 0.75)
+    mask = (v >= thr).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    if n <= 1:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = stats[k, cv2.CC_STAT_AREA]
+    h, w = mask.shape
+    if area < 0.2 * h * w:
+        return None
+    x, y, bw, bh = stats[k, :4]
+    if bw >= 0.985 * w and bh >= 0.985 * h:
+        return None  # touches every edge: a scan, the page is the frame
+    blob = (labels == k).astype(np.uint8)
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    quad = None
+    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
+        approx = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
+        if len(approx) == 4:
+            quad = approx.reshape(4, 2)
+            break
+    if quad is None:
+        quad = cv2.boxPoints(cv2.minAreaRect(hull)).reshape(4, 2)
+    return order_corners(quad / s)
+
+
+def page_homography_from_quad(quad: np.ndarray, layout: PaperLayout = PAGE) -> np.ndarray:
+    """H mapping page px (scale 1) to image px, from the paper's corners."""
+    page = np.array([[0, 0], [layout.width, 0], [layout.width, layout.height], [0, layout.height]], np.float64)
+    q = order_corners(quad)
+    # landscape page: the longer edge pair is the page's width
+    if np.linalg.norm(q[1] - q[0]) < np.linalg.norm(q[3] - q[0]):
+        q = np.roll(q, -1, axis=0)  # shouldn't happen upright; keeps the fit sane otherwise
+    return cv2.getPerspectiveTransform(page.astype(np.float32), q.astype(np.float32))
+
+
+def frame_homography(image_size: tuple[int, int], layout: PaperLayout = PAGE) -> np.ndarray:
+    """The page stretched onto the whole image frame (a scan or the clean render)."""
+    h, w = image_size
+    return np.diag([w / layout.width, h / layout.height, 1.0])
+
+
+def row_profile_score(page_small: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> float:
+    """How well the page's ink rows match the layout's baselines (higher = more upright).
+
+    Correlates the mean ink per page row with bumps at the 4 baselines, over the signal columns.
+    """
+    grey = page_small.max(axis=2).astype(np.float32) if page_small.ndim == 3 else page_small.astype(np.float32)
+    x0, x1 = int(layout.signal_x0 * scale), int(layout.signal_x1 * scale)
+    ink = np.clip(np.percentile(grey, 90) * 0.75 - grey, 0, None)[:, x0:x1].mean(axis=1)
+    ys = np.arange(len(ink)) / scale
+    template = np.zeros_like(ink)
+    for b in layout.baselines_y:
+        template += np.exp(-0.5 * ((ys - b) / (0.6 * layout.px_per_mv)) ** 2)
+    ink = ink - ink.mean()
+    template = template - template.mean()
+    denom = np.linalg.norm(ink) * np.linalg.norm(template)
+    return float(ink @ template / denom) if denom > 0 else 0.0
+
+
+def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tuple[int, list[float]]:
+    """Quarter turns k (np.rot90 sense) the page went through; undo with np.rot90(image, -k)."""
+    small, _ = _small(image, 640)
+    scale = 0.25
+    scores = []
+    for k in range(4):
+        up = np.ascontiguousarray(np.rot90(small, -k))
+        quad = detect_page_quad(up)
+        H = page_homography_from_quad(quad, layout) if quad is not None else frame_homography(up.shape[:2], layout)
+        cmap = CoordinateMap.from_homography(H, (layout.height, layout.width), up.shape[:2], step=32)
+        scores.append(row_profile_score(cmap.remap(up, scale=scale), scale, layout))
+    return int(np.argmax(scores)), scores

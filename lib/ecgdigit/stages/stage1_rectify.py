@@ -1,0 +1,54 @@
+"""Stage 1: a dense page -> image map from the printed grid, refining stage 0's homography.
+
+The grid is found on a normalized copy of the page (stage 0's homography applied at STAGE1_SCALE);
+crossings are indexed on the paper's lattice and interpolated into a dense map, so lens bending and
+curls are undone too. Where too few crossings are found the homography stands.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import PAGE, STAGE1_SCALE, PaperLayout
+from ..geometry.coordinate_map import CoordinateMap
+
+logger = logging.getLogger(__name__)
+
+MIN_CROSSINGS = 12
+
+
+@dataclass
+class Stage1Result:
+    page_to_image: CoordinateMap  # page px (scale 1) -> upright image px
+    method: str  # 'grid' or 'homography'
+    n_crossings: int
+    residual_px: float
+
+
+def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scale: float = STAGE1_SCALE,
+            crossing_fn=None) -> Stage1Result:
+    """crossing_fn(normalized_page_rgb, px_per_mm) -> (N, 2) crossings in that page's px.
+
+    Defaults to the classical grid detector; a model's crossing heatmap plugs in the same way.
+    """
+    from ..geometry import grid_detect, grid_map
+
+    page_size = (layout.height, layout.width)
+    approx = CoordinateMap.from_homography(H, page_size, upright.shape[:2], step=16)
+    normalized = approx.remap(upright, scale=scale)
+    find = crossing_fn or grid_detect.detect_grid_crossings
+    crossings = np.asarray(find(normalized, layout.px_per_mm * scale), np.float64).reshape(-1, 2) / scale
+    if len(crossings) < MIN_CROSSINGS:
+        logger.info("stage 1: %d grid crossings found; keeping the homography", len(crossings))
+        return Stage1Result(approx, "homography", len(crossings), float("nan"))
+    # crossings are in (approximate) page px: index them on the lattice there, then carry them to the image
+    page_pts, norm_pts = grid_map.index_crossings(crossings, CoordinateMap.identity(page_size, step=64))
+    if len(page_pts) < MIN_CROSSINGS:
+        return Stage1Result(approx, "homography", len(page_pts), float("nan"))
+    fit = grid_map.dense_map_from_crossings(page_pts, approx(norm_pts), fallback=approx)
+    if not fit.ok:
+        logger.info("stage 1: grid map rejected; keeping the homography")
+        return Stage1Result(approx, "homography", fit.n_used, fit.residual_px)
+    return Stage1Result(fit.map, "grid", fit.n_used, fit.residual_px)

@@ -1,0 +1,42 @@
+"""Stage 2: the rectified page at reading resolution -> row curves -> 12 leads in mV."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import N_ROWS, PAGE, STAGE2_SCALE, PaperLayout
+from ..digitized import Digitized
+from ..geometry.coordinate_map import CoordinateMap
+from .lead_physics import reconcile_limb_leads
+from .signal_assembly import assemble_leads
+from .trace_reading import RowCurve, ink_from_rgb, read_row_curves, suppress_labels
+
+
+@dataclass
+class Stage2Result:
+    rectified: np.ndarray  # (H*scale, W*scale, 3) uint8: the page read from the original pixels
+    scale: float
+    curves: list[RowCurve]
+    digitized: Digitized
+
+
+def rectify_for_reading(image: np.ndarray, page_to_image: CoordinateMap, scale: float = STAGE2_SCALE) -> np.ndarray:
+    """The page at `scale`, sampled from the ORIGINAL pixels (geometry found small, applied big)."""
+    return page_to_image.remap(image, scale=scale, interpolation=cv2.INTER_LINEAR)
+
+
+def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE, row_prob_fn=None,
+                reconcile: bool = True) -> Stage2Result:
+    """row_prob_fn(rectified) -> (N_ROWS, H, W) probabilities; default: the model-free ink map."""
+    if row_prob_fn is not None:
+        probs = row_prob_fn(rectified)
+    else:
+        ink = suppress_labels(ink_from_rgb(rectified), scale, layout)
+        probs = [ink] * N_ROWS  # one map shared by every row; each row reads its own band
+    curves = read_row_curves(probs, scale, layout)
+    digitized = assemble_leads(curves, scale, layout)
+    if reconcile:
+        digitized = reconcile_limb_leads(digitized)
+    return Stage2Result(rectified, scale, curves, digitized)

@@ -1,0 +1,188 @@
+"""Stage 2, arithmetic part: per-row trace probability maps on the rectified page -> y(x) curves.
+
+The rectified page is the 200 dpi page frame (config.PAGE) times `scale`, so the layout's baselines
+and millimetres are known exactly; only the trace's vertical position per column is measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from ..config import LAYOUT_ROWS, PAGE, PaperLayout
+
+
+@dataclass
+class RowCurve:
+    """The trace of one printed row: y (rectified px, sub-pixel) at every signal column x."""
+
+    row: int
+    x: np.ndarray  # (n,) rectified px, column centres from signal_x0 to signal_x1
+    y: np.ndarray  # (n,) rectified px, gaps filled
+    found: np.ndarray  # (n,) bool: ink was seen in this column (False = filled)
+
+
+def row_bands(scale: float, layout: PaperLayout = PAGE, height: int | None = None) -> list[tuple[int, int]]:
+    """[top, bottom) y range searched for each printed row: from the baseline above to the one below.
+
+    Bands overlap on purpose: tall waves cross the halfway line between rows (a 1.7 mV R wave on the
+    rhythm strip does), and cutting there clips the peaks. The best path's continuity, not the band,
+    keeps each row on its own trace.
+    """
+    b = [y * scale for y in layout.baselines_y]
+    h = height if height is not None else int(round(layout.height * scale))
+    reach = 3.5 * layout.px_per_mv * scale  # above the first row and below the last
+    bands = []
+    for r in range(len(b)):
+        top = b[r - 1] if r > 0 else b[r] - reach
+        bot = b[r + 1] if r < len(b) - 1 else b[r] + reach
+        bands.append((max(0, int(np.floor(top))), min(h, int(np.ceil(bot)))))
+    return bands
+
+
+def signal_columns(scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """Integer x of every rectified column inside the 10 s signal area."""
+    x0 = int(np.ceil(layout.signal_x0 * scale))
+    x1 = int(np.floor(layout.signal_x1 * scale))
+    return np.arange(x0, x1 + 1)
+
+
+def ink_from_rgb(page_rgb: np.ndarray) -> np.ndarray:
+    """How much each pixel looks like trace ink, 0..1.
+
+    Uses the brightest channel: the red and pink grid keep one channel near 255, the grey/black trace
+    keeps all three low, so the grid vanishes without knowing its colour exactly.
+    """
+    bright = page_rgb.max(axis=2).astype(np.float32) if page_rgb.ndim == 3 else page_rgb.astype(np.float32)
+    # paper white ~ the 90th percentile; ink at or below ~25 % of it
+    paper = float(np.percentile(bright[:: 7, :: 7], 90)) or 255.0
+    ink = (paper * 0.75 - bright) / (paper * 0.55)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def suppress_labels(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """Zero the ink where lead names are printed: text beside the trace would pull the path onto it.
+
+    A trace crossing a label zone loses those columns; gap filling bridges them.
+    """
+    ink = ink.copy()
+    for r, leads in enumerate(LAYOUT_ROWS):
+        for c in range(len(leads)):
+            x0, y0, x1, y1 = (v * scale for v in layout.label_zone(r, c))
+            ink[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
+    return ink
+
+
+def _best_path(cost: np.ndarray, jump_cost: float) -> np.ndarray:
+    """Viterbi path through cost (H, n) with a linear cost per pixel of vertical jump.
+
+    min over y' of D[y'] + lam*|y - y'| is two running minima (a 1-D distance transform), so each
+    column is O(H) in numpy.
+    """
+    h, n = cost.shape
+    ys = np.arange(h, dtype=np.float32) * jump_cost
+    back = np.empty((h, n), np.int32)
+    acc = cost[:, 0].astype(np.float32).copy()
+    for j in range(1, n):
+        down = np.minimum.accumulate(acc - ys) + ys  # came from above (y' <= y)
+        up = (np.minimum.accumulate((acc + ys)[::-1]) - ys[::-1])[::-1]  # from below
+        # argmins of the two running minima give the predecessor
+        arg_down = _running_argmin(acc - ys)
+        arg_up = h - 1 - _running_argmin((acc + ys)[::-1])[::-1]
+        take_up = up < down
+        back[:, j] = np.where(take_up, arg_up, arg_down)
+        acc = np.minimum(up, down) + cost[:, j]
+    path = np.empty(n, np.int32)
+    path[-1] = int(np.argmin(acc))
+    for j in range(n - 1, 0, -1):
+        path[j - 1] = back[path[j], j]
+    return path
+
+
+def _running_argmin(v: np.ndarray) -> np.ndarray:
+    """Index of the running minimum of v (first occurrence)."""
+    idx = np.arange(len(v))
+    is_new_min = np.r_[True, v[1:] < np.minimum.accumulate(v)[:-1]]
+    return np.maximum.accumulate(np.where(is_new_min, idx, 0))
+
+
+def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
+                   threshold: float = 0.3, jump_cost: float = 0.004,
+                   max_gap_mv: float = 0.5) -> RowCurve:
+    """One row's trace from its probability map (H, W).
+
+    A continuous best path picks the trace where several inked runs share a column (neighbouring
+    rows' spikes, text); the sub-pixel y is then the probability-weighted centre of the inked run
+    that holds the path, which for a steep segment is the value at the column's centre.
+    """
+    a, b = row_bands(scale, layout, prob.shape[0])[row]
+    xs = signal_columns(scale, layout)
+    xs = xs[xs < prob.shape[1]]
+    band = prob[a:b, xs].astype(np.float32)  # (h, n)
+    h, n = band.shape
+    inked = band >= threshold
+    found = inked.any(axis=0)
+    baseline = layout.baselines_y[row] * scale - a
+    # no ink in a column: a mild pull toward the baseline keeps the path sane through gaps
+    prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
+    path = _best_path(1.0 - band + prior, jump_cost)
+
+    # the inked run nearest the path in each column (the path may cut a spike's corner)
+    yy = np.arange(h)[:, None]
+    cols = np.arange(n)
+    run_id = np.cumsum(~inked, axis=0)  # constant inside each run of inked pixels
+    dist = np.where(inked, np.abs(yy - path[None, :]), h)
+    nearest = np.argmin(dist, axis=0)
+    near_enough = dist[nearest, cols] <= max_gap_mv * layout.px_per_mv * scale
+    in_run = (run_id == run_id[nearest, cols][None, :]) & inked
+    w = np.where(in_run, band, 0.0)
+    wsum = w.sum(axis=0)
+    y = np.where(near_enough & (wsum > 0), (w * yy).sum(axis=0) / np.maximum(wsum, 1e-6), np.nan)
+    y = _sharpen_extrema(y, in_run)
+    ok = np.isfinite(y)
+    if ok.sum() >= 2:
+        y = fill_gaps(y, ok)
+    else:
+        y = np.full(n, baseline, np.float64)
+    return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
+
+
+def _sharpen_extrema(y: np.ndarray, in_run: np.ndarray) -> np.ndarray:
+    """At a narrow peak or trough the column holds both strokes; its centroid sits halfway down them.
+
+    Where both neighbours lie on the same side, the sample is the run's far end (less half the
+    stroke width), not its centre: a 1.5 mV R wave is otherwise read ~0.4 mV short.
+    """
+    h = in_run.shape[0]
+    any_ink = in_run.any(axis=0)
+    top = np.where(any_ink, np.argmax(in_run, axis=0), 0).astype(np.float64)
+    bot = np.where(any_ink, h - 1 - np.argmax(in_run[::-1], axis=0), 0).astype(np.float64)
+    length = bot - top + 1
+    if not any_ink.any():
+        return y
+    stroke = float(np.median(length[any_ink]))
+    half_stroke = 0.5 * stroke
+    steep = length > 3 * stroke
+    # the column whose run reaches highest (lowest) among its neighbours holds the peak (trough)
+    peak = steep & (top < np.roll(top, 1)) & (top <= np.roll(top, -1))
+    trough = steep & (bot > np.roll(bot, 1)) & (bot >= np.roll(bot, -1))
+    peak[[0, -1]] = trough[[0, -1]] = False
+    out = y.copy()
+    out[peak] = np.minimum(y[peak], top[peak] + half_stroke)
+    out[trough] = np.maximum(y[trough], bot[trough] - half_stroke)
+    return out
+
+
+def fill_gaps(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """PCHIP through the measured columns; flat beyond the ends (no overshoot, no wild extrapolation)."""
+    idx = np.flatnonzero(ok)
+    out = PchipInterpolator(idx, y[idx], extrapolate=False)(np.arange(len(y)))
+    out[: idx[0]] = y[idx[0]]
+    out[idx[-1] + 1:] = y[idx[-1]]
+    return out
+
+
+def read_row_curves(probs, scale: float, layout: PaperLayout = PAGE, **kw) -> list[RowCurve]:
+    """probs: (N_ROWS, H, W) array or a sequence of N_ROWS (H, W) maps (they may be one shared map)."""
+    return [read_row_curve(probs[r], r, scale, layout, **kw) for r in range(len(probs))]

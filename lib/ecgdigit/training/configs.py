@@ -1,0 +1,142 @@
+"""Every training setting of the three stage models, in one table: stage x variant.
+
+Variants: 'tiny' (CPU tests, seconds), 'cpu' (a small model that learns something useful on 2 CPU
+cores in ~20-40 min), 'gpu' (the real models on one H100, ~10 min per stage).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..config import IMAGE_TYPES, PAGE, STAGE0_INPUT, STAGE1_SCALE, STAGE2_SCALE
+from ..models.stage_models import ModelConfig, preset
+
+TRAIN_VARIANTS = ("tiny", "cpu", "gpu")
+# Harder captures are drawn more often: the clean render is nearly solved by the classical path.
+TYPE_WEIGHTS: dict[str, float] = {"0001": 0.5, "0003": 1.0, "0004": 1.0, "0005": 2.0, "0006": 1.5,
+                                  "0009": 1.5, "0010": 2.0, "0011": 1.0, "0012": 1.0}
+assert set(TYPE_WEIGHTS) == set(IMAGE_TYPES)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How synthetic training images and samples are made."""
+
+    type_weights: dict = field(default_factory=lambda: dict(TYPE_WEIGHTS))
+    image_size: tuple[int, int] | None = None  # degrade(size=...) override (tiny tests)
+    max_side: int | None = None  # degrade(max_side=...): smaller captures are cheaper to make
+    photometric: bool = True
+    samples_per_image: int = 1  # crops taken from each generated image (stages 1, 2)
+    # stage 0: quarter-turn probabilities (upright dominates: the key-point head runs on upright images)
+    orientation_probs: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)
+    heatmap_sigma: float = 1.5  # in output cells
+    homography_noise: float = 0.004  # stage 1: corner jitter, fraction of the image's long side
+    warp_shift_px: float = 2.0  # stage 2: rectification error (page px)
+    warp_rot_deg: float = 0.1
+    warp_scale: float = 0.002
+    warp_wave_px: float = 0.7
+    line_width: float = 1.0  # stage 1 grid-line target width, output cells
+
+
+@dataclass(frozen=True)
+class StageTrainConfig:
+    stage: int
+    variant: str
+    model: ModelConfig
+    scale: float  # page scale of stage 1/2 inputs (stage 0: unused)
+    input_size: tuple[int, int]  # what one training sample is: letterbox square / crop (H, W)
+    batch_size: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float = 0.01
+    clip_grad: float = 1.0
+    amp: bool = True  # used on CUDA only
+    min_lr_frac: float = 0.05
+    data: DataConfig = field(default_factory=DataConfig)
+    workers: int = 2
+    seed: int = 0
+    holdout_n: int = 8
+    holdout_seed: int = 10_000_019  # far from any training seed: the hold-out is never trained on
+    val_every: int = 500
+    ckpt_every: int = 200
+    log_every: int = 10
+    loss_weights: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+
+def _page_size(scale: float) -> tuple[int, int]:
+    return int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
+
+
+def _model(stage: int, base: str, scale: float | None = None, **overrides) -> ModelConfig:
+    m = preset(stage, base)
+    if scale is not None:  # the nominal frame tells inference the scale the model was trained at
+        overrides["input_size"] = _page_size(scale)
+    return dataclasses.replace(m, **overrides) if overrides else m
+
+
+def stage_config(stage: int, variant: str) -> StageTrainConfig:
+    """The training config of one stage for one variant."""
+    if variant not in TRAIN_VARIANTS:
+        raise ValueError(f"training variant must be one of {TRAIN_VARIANTS}, got {variant!r}")
+    if stage not in (0, 1, 2):
+        raise ValueError(f"stage must be 0, 1 or 2, got {stage!r}")
+    if variant == "tiny":
+        tiny = DataConfig(image_size=(120, 160), photometric=False, samples_per_image=1, heatmap_sigma=1.0)
+        common = dict(batch_size=2, steps=4, lr=3e-3, warmup_steps=1, workers=0, holdout_n=2, val_every=1000,
+                      ckpt_every=2, log_every=1, amp=False, data=tiny)
+        if stage == 0:
+            return StageTrainConfig(0, variant, _model(0, "tiny", input_size=(64, 64)), 1.0, (64, 64), **common)
+        scale = 0.1
+        return StageTrainConfig(stage, variant, _model(stage, "tiny", scale), scale, (64, 96), **common)
+
+    if variant == "cpu":
+        small = dict(encoder_name="resnet10t", decoder_channels=(64, 32, 24, 16))
+        if stage == 0:
+            return StageTrainConfig(
+                0, variant, _model(0, "default", input_size=(256, 256), **small), 1.0, (256, 256),
+                batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=16, val_every=200,
+                data=DataConfig(max_side=1024, heatmap_sigma=1.5))
+        if stage == 1:
+            scale = STAGE1_SCALE
+            return StageTrainConfig(
+                1, variant, _model(1, "default", scale, **small), scale, (192, 256),
+                batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=4, val_every=250,
+                data=DataConfig(max_side=1344, samples_per_image=4, heatmap_sigma=1.0))
+        scale = 1.0  # half the GPU resolution: ~3x cheaper per page, still sub-pixel reading
+        return StageTrainConfig(
+            2, variant, _model(2, "default", scale, encoder_name="resnet10t",
+                               decoder_channels=(64, 32, 24, 16, 16)), scale, (128, 384),
+            batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=250,
+            data=DataConfig(max_side=2200, samples_per_image=8))
+
+    # gpu: the presets' real models at the pipeline's resolutions
+    if stage == 0:
+        return StageTrainConfig(0, variant, _model(0, "default"), 1.0, (STAGE0_INPUT, STAGE0_INPUT),
+                                batch_size=32, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
+                                holdout_n=64, val_every=500, ckpt_every=500,
+                                data=DataConfig(max_side=2 * STAGE0_INPUT + 512, heatmap_sigma=2.0))
+    if stage == 1:
+        return StageTrainConfig(1, variant, _model(1, "default", STAGE1_SCALE), STAGE1_SCALE, (512, 512),
+                                batch_size=24, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
+                                holdout_n=16, val_every=500, ckpt_every=500,
+                                data=DataConfig(samples_per_image=4, heatmap_sigma=1.5))
+    return StageTrainConfig(2, variant, _model(2, "default", STAGE2_SCALE), STAGE2_SCALE, (256, 1024),
+                            batch_size=16, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
+                            holdout_n=8, val_every=1000, ckpt_every=500,
+                            data=DataConfig(samples_per_image=8))
+
+
+def with_overrides(cfg: StageTrainConfig, steps: int | None = None, batch_size: int | None = None,
+                   workers: int | None = None) -> StageTrainConfig:
+    """cfg with the command line's overrides (None keeps the table's value)."""
+    kw = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("workers", workers)) if v is not None}
+    if "steps" in kw:
+        s = kw["steps"]
+        kw["warmup_steps"] = min(cfg.warmup_steps, max(1, s // 10))
+    return dataclasses.replace(cfg, **kw)

@@ -1,0 +1,195 @@
+"""Training streams: a new synthetic image every step, and an optional real-competition source.
+
+Seeding: every (run seed, start step, DDP rank, DataLoader worker) gets its own numpy stream, so
+ranks and workers never repeat each other, a resumed run continues with fresh images, and the same
+command gives the same data. The hold-out set uses its own seed and never overlaps the stream.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..config import LEADS, PAGE, STAGE2_SCALE
+from ..synth.generate import make_image, random_record
+from ..synth.truth import EcgRecord, RenderedPage, SyntheticImage
+from . import targets as T
+from .configs import StageTrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def stream_seed(seed: int, start_step: int, rank: int, worker: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed), int(start_step), int(rank), int(worker)])
+
+
+def head_stride(cfg: StageTrainConfig) -> int:
+    return 1 if cfg.model.upsample_to_input else int(cfg.model.decoder_out_stride)
+
+
+def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = "synth") -> SyntheticImage:
+    """One synthetic capture: random record, fs and image type (weighted toward the hard types)."""
+    d = cfg.data
+    types = sorted(d.type_weights)
+    p = np.array([d.type_weights[t] for t in types], np.float64)
+    image_type = types[int(rng.choice(len(types), p=p / p.sum()))]
+    record = random_record(rng, image_id)
+    kw: dict = {"photometric": d.photometric}
+    if d.image_size is not None:
+        kw["size"] = tuple(d.image_size)
+    elif d.max_side is not None and image_type != "0001":
+        kw["max_side"] = int(d.max_side)
+    if cfg.stage == 0:
+        probs = np.asarray(d.orientation_probs, np.float64)
+        kw["orientation"] = int(rng.choice(4, p=probs / probs.sum()))
+    return make_image(record, image_type, rng, **kw)
+
+
+def make_sample(cfg: StageTrainConfig, syn: SyntheticImage, rng: np.random.Generator) -> T.Sample:
+    """(input CHW float32, targets) of one training sample of cfg's stage."""
+    d, stride = cfg.data, head_stride(cfg)
+    if cfg.stage == 0:
+        return T.stage0_sample(syn, cfg.input_size[0], stride, d.heatmap_sigma)
+    if cfg.stage == 1:
+        return T.stage1_sample(syn, cfg.scale, cfg.input_size, stride, d.heatmap_sigma, d.homography_noise, rng,
+                               d.line_width)
+    warp = T.SmoothWarp.random(rng, d.warp_shift_px, d.warp_rot_deg, d.warp_scale, d.warp_wave_px)
+    return T.stage2_sample(syn, cfg.scale, cfg.input_size, stride, rng, warp)
+
+
+class SyntheticStream(IterableDataset):
+    """Endless (input, targets) samples of one stage, a fresh synthetic image every samples_per_image."""
+
+    def __init__(self, cfg: StageTrainConfig, seed: int | None = None, start_step: int = 0, rank: int = 0,
+                 extra_source=None, extra_fraction: float = 0.0):
+        self.cfg = cfg
+        self.seed = cfg.seed if seed is None else int(seed)
+        self.start_step = int(start_step)
+        self.rank = int(rank)
+        self.extra_source = extra_source
+        self.extra_fraction = float(extra_fraction)
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        rng = np.random.default_rng(stream_seed(self.seed, self.start_step, self.rank, worker))
+        torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
+        n = 0
+        while True:
+            if self.extra_source is not None and rng.random() < self.extra_fraction:
+                syn = self.extra_source.draw(rng)
+            else:
+                syn = draw_image(self.cfg, rng, f"r{self.rank}w{worker}n{n}")
+            for _ in range(max(1, self.cfg.data.samples_per_image if self.cfg.stage else 1)):
+                yield make_sample(self.cfg, syn, rng)
+            n += 1
+
+
+def collate(batch: list[T.Sample]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    xs = torch.from_numpy(np.stack([b[0] for b in batch]))
+    keys = batch[0][1].keys()
+    ys = {k: torch.from_numpy(np.stack([np.asarray(b[1][k]) for b in batch])) for k in keys}
+    return xs, ys
+
+
+# ---------------------------------------------------------------- hold-out
+@dataclass
+class HoldoutItem:
+    syn: SyntheticImage
+    seed: int
+
+
+def holdout_set(cfg: StageTrainConfig, n: int | None = None) -> list[HoldoutItem]:
+    """The fixed hold-out images: seeded by cfg.holdout_seed + index, independent of training."""
+    out = []
+    for i in range(cfg.holdout_n if n is None else n):
+        s = cfg.holdout_seed + i
+        out.append(HoldoutItem(draw_image(cfg, np.random.default_rng(s), f"holdout{i}"), s))
+    return out
+
+
+# ---------------------------------------------------------------- real images
+class CompetitionSource:
+    """Real training images of the competition, with the labels their truth allows.
+
+    Only stage 2 can be labelled from real data: the series CSV gives every printed trace exactly,
+    but not where the page lies in the picture. For the clean render (0001) the page IS the image
+    (200 dpi, layout checked within 0.5 px), so the page map is the image frame's scaling and the
+    masks are exact. For the other types the geometry comes from the classical stages 0+1; such an
+    image is kept only if the model-free trace reading agrees with the series-derived traces within
+    `max_disagreement_px` (median, page px), so geometry errors do not become label noise.
+    draw(rng) returns a SyntheticImage-like record (image, page_to_image, page.traces, record) that
+    stage2_sample accepts unchanged. Stages 0 and 1 should not use this source.
+    """
+
+    def __init__(self, folder, image_types: tuple[str, ...] = ("0001",), max_disagreement_px: float = 1.5):
+        from ..io.competition_files import CompetitionFolder
+
+        self.folder = folder if isinstance(folder, CompetitionFolder) else CompetitionFolder(folder)
+        train = self.folder.train()
+        self.items = [(str(i), int(fs), t) for i, fs in zip(train["id"], train["fs"]) for t in image_types
+                      if self.folder.train_image_path(str(i), t).is_file()]
+        if not self.items:
+            raise FileNotFoundError(f"{self.folder.root}: no train images of types {image_types}")
+        self.max_disagreement_px = float(max_disagreement_px)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def record(self, image_id: str, fs: int) -> EcgRecord:
+        series = self.folder.train_series(image_id)
+        sig = np.nan_to_num(series[list(LEADS)].to_numpy(np.float32), nan=0.0)
+        return EcgRecord(image_id, fs, sig)
+
+    def load(self, k: int) -> SyntheticImage | None:
+        from ..geometry.coordinate_map import CoordinateMap
+        from ..synth.render import row_polylines
+
+        image_id, fs, image_type = self.items[k]
+        image = self.folder.train_image(image_id, image_type)
+        rec = self.record(image_id, fs)
+        page = RenderedPage(image=image, traces=[np.concatenate(s, 0) for s in row_polylines(rec)], label_boxes={})
+        size = (PAGE.height, PAGE.width)
+        if image_type == "0001":
+            from ..geometry.homography import identity_page_homography
+
+            cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, size, image.shape[:2])
+            return SyntheticImage(image, image_type, cmap, 0, page, rec)
+        from ..stages.stage0_normalize import normalize
+        from ..stages.stage1_rectify import rectify
+        from ..stages.trace_reading import ink_from_rgb, read_row_curves
+        from ..geometry.orientation import rotate_map_source
+
+        s0 = normalize(image)
+        s1 = rectify(s0.upright, s0.H)
+        cmap = rotate_map_source(s1.page_to_image, s0.orientation)  # page -> the image as stored
+        scale = 1.0
+        rect = cmap.remap(image, scale=scale)
+        curves = read_row_curves([ink_from_rgb(rect)] * len(page.traces), scale)
+        errs = []
+        for c, tr in zip(curves, page.traces):
+            y_true = np.interp(c.x / scale, tr[:, 0], tr[:, 1])
+            errs.append(np.median(np.abs(c.y / scale - y_true)))
+        if float(np.max(errs)) > self.max_disagreement_px:
+            logger.debug("real image %s-%s rejected: classical geometry disagrees by %.2f px", image_id,
+                         image_type, float(np.max(errs)))
+            return None
+        return SyntheticImage(image, image_type, cmap, s0.orientation, page, rec)
+
+    def draw(self, rng: np.random.Generator, tries: int = 5) -> SyntheticImage:
+        for _ in range(tries):
+            syn = self.load(int(rng.integers(len(self.items))))
+            if syn is not None:
+                return syn
+        raise RuntimeError(f"{self.folder.root}: {tries} real images in a row were rejected")
+
+
+def describe(cfg: StageTrainConfig) -> str:
+    d = cfg.data
+    return (f"synthetic stream (ecgdigit.synth), new image every {max(1, d.samples_per_image)} sample(s); "
+            f"type weights {d.type_weights}; image_size={d.image_size} max_side={d.max_side} "
+            f"photometric={d.photometric}; stage {cfg.stage} input {cfg.input_size} scale {cfg.scale}"
+            + (f" (pipeline reads at {STAGE2_SCALE})" if cfg.stage == 2 else ""))

@@ -1,0 +1,433 @@
+"""The training loop of every stage: one code path for the CPU, one GPU and torchrun DDP.
+
+AdamW, linear warm-up then cosine decay, autocast + GradScaler on CUDA only, gradient clipping,
+checkpoints (model, optimizer, scheduler, scaler, step, RNG states) every cfg.ckpt_every steps and
+at the end, a JSONL log, validation on a fixed seeded synthetic hold-out, and the final fp16 weights
+written with weights_io.save_weights (manifest: command, steps, data, hold-out scores).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..models.stage_models import build_model
+from ..models.weights_io import save_weights
+from . import data as D
+from . import targets as T
+from .configs import StageTrainConfig
+from .losses import stage_loss
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class DistInfo:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainResult:
+    stage: int
+    steps: int
+    final_loss: float
+    holdout: dict
+    checkpoint: Path
+    log: Path
+    weights: Path | None
+    seconds_per_step: float
+    history: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- setup
+def dist_info() -> DistInfo:
+    """From torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK); a single process otherwise."""
+    return DistInfo(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+                    int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(device: str | None, di: DistInfo) -> torch.device:
+    if device is None or device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", di.local_rank if di.enabled else 0)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def lr_factor(step: int, warmup: int, total: int, min_frac: float) -> float:
+    """Linear warm-up to 1 over `warmup` steps, then cosine down to min_frac at `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+# Prior probability of a positive cell per dense head: starting the logits there (CenterNet's trick)
+# keeps the first steps' focal/BCE losses from being dominated by the many easy negatives.
+HEAD_PRIORS = {"keypoints": 0.01, "gridpoints": 0.01, "gridlines": 0.05, "traces": 0.02}
+
+
+def init_head_biases(model: torch.nn.Module) -> None:
+    heads = getattr(model, "heads", {})
+    for name, prior in HEAD_PRIORS.items():
+        head = heads[name] if name in heads else None
+        if isinstance(head, torch.nn.Conv2d) and head.bias is not None:
+            torch.nn.init.constant_(head.bias, -math.log((1 - prior) / prior))
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _to(tgt: dict, dev: torch.device) -> dict:
+    return {k: v.to(dev, non_blocking=True) for k, v in tgt.items()}
+
+
+# ---------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, model, opt, sched, scaler, step: int, cfg: StageTrainConfig) -> None:
+    state = {"model": _unwrap(model).state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "scaler": scaler.state_dict(), "step": int(step), "config": cfg.to_dict(),
+             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, opt, sched, scaler, cfg: StageTrainConfig) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config", {}).get("model") != cfg.model.to_dict():
+        raise ValueError(f"checkpoint {path} was made for another architecture; use --no-resume or another --out")
+    _unwrap(model).load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    rng = state.get("rng", {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    if "numpy" in rng:
+        np.random.set_state(rng["numpy"])
+    if "python" in rng:
+        random.setstate(rng["python"])
+    return int(state["step"])
+
+
+# ---------------------------------------------------------------- inference helpers (validation)
+@torch.no_grad()
+def predict(model, x: np.ndarray, dev: torch.device, tile_h: int | None = None, overlap: int = 32) -> dict[str, np.ndarray]:
+    """Forward one CHW input; with tile_h, dense heads run on horizontal bands (bounded memory)."""
+    model.eval()
+    xt = torch.from_numpy(x)[None].to(dev)
+    h = xt.shape[-2]
+    if tile_h is None or h <= tile_h:
+        return {k: v[0].float().cpu().numpy() for k, v in model(xt).items()}
+    stride = {k: s for k, s in _unwrap(model).output_strides.items() if s}
+    outs: dict[str, np.ndarray] = {}
+    y0 = 0
+    while y0 < h:
+        a = max(0, y0 - overlap)
+        b = min(h, y0 + tile_h + overlap)
+        o = model(xt[..., a:b, :])
+        for k, s in stride.items():
+            v = o[k][0].float().cpu().numpy()
+            full = outs.setdefault(k, np.zeros((v.shape[0], -(-h // s), v.shape[2]), np.float32))
+            lo, hi = y0 // s, min(h, y0 + tile_h) // s
+            full[:, lo:hi] = v[:, lo - a // s: hi - a // s]
+        y0 += tile_h
+    return outs
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(v, -30, 30)))
+
+
+def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, value) of a map's maximum, refined by a parabola through its neighbours (map coords)."""
+    iy, ix = np.unravel_index(int(np.argmax(hm)), hm.shape)
+    x, y = float(ix), float(iy)
+    if 0 < ix < hm.shape[1] - 1:
+        l, c, r = hm[iy, ix - 1], hm[iy, ix], hm[iy, ix + 1]
+        d = l - 2 * c + r
+        x += 0.5 * (l - r) / d if d < 0 else 0.0
+    if 0 < iy < hm.shape[0] - 1:
+        u, c, b = hm[iy - 1, ix], hm[iy, ix], hm[iy + 1, ix]
+        d = u - 2 * c + b
+        y += 0.5 * (u - b) / d if d < 0 else 0.0
+    return x, y, float(hm[iy, ix])
+
+
+def heatmap_peaks(hm: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(N, 2) local maxima (3x3) above threshold, refined by the 3x3 weighted centroid (map coords)."""
+    t = torch.from_numpy(hm[None, None])
+    mx = F.max_pool2d(t, 3, 1, 1)[0, 0].numpy()
+    ys, xs = np.nonzero((hm >= mx) & (hm > threshold))
+    if len(xs) == 0:
+        return np.zeros((0, 2))
+    pad = np.pad(hm, 1)
+    dy, dx = np.mgrid[-1:2, -1:2]
+    pts = []
+    for x, y in zip(xs, ys):
+        w = pad[y:y + 3, x:x + 3]
+        s = w.sum()
+        pts.append((x + (w * dx).sum() / s, y + (w * dy).sum() / s))
+    return np.asarray(pts, np.float64)
+
+
+# ---------------------------------------------------------------- validation
+class Validator:
+    """The fixed hold-out of a stage, prepared once, and its metrics for a model."""
+
+    def __init__(self, cfg: StageTrainConfig, n: int | None = None):
+        self.cfg = cfg
+        self.items = D.holdout_set(cfg, n)
+        self.stride = D.head_stride(cfg)
+        d = cfg.data
+        self.prepared = []
+        for it in self.items:
+            rng = np.random.default_rng(it.seed + 1)
+            if cfg.stage == 0:
+                self.prepared.append(T.stage0_sample(it.syn, cfg.input_size[0], self.stride, d.heatmap_sigma))
+            elif cfg.stage == 1:
+                self.prepared.append(T.stage1_sample(it.syn, cfg.scale, None, self.stride, d.heatmap_sigma,
+                                                     d.homography_noise, rng, d.line_width))
+            else:
+                x, _ = T.stage2_sample(it.syn, cfg.scale, None, 1, rng, warp=None)
+                self.prepared.append((x, {}))
+        self._ink_baseline: float | None = None
+
+    def describe(self) -> str:
+        return f"{len(self.items)} synthetic images, seeds {self.cfg.holdout_seed}..{self.cfg.holdout_seed + len(self.items) - 1}"
+
+    def __call__(self, model, dev: torch.device) -> dict:
+        if not self.items:
+            return {}
+        model = _unwrap(model)
+        was_training = model.training
+        try:
+            return getattr(self, f"_stage{self.cfg.stage}")(model, dev)
+        finally:
+            model.train(was_training)
+
+    def _stage0(self, model, dev) -> dict:
+        correct, errs = 0, []
+        for x, tgt in self.prepared:
+            out = predict(model, x, dev)
+            correct += int(np.argmax(out["orientation"]) == int(tgt["orientation"]))
+            for k in np.flatnonzero(tgt["keypoints_valid"] > 0):
+                px, py, _ = heatmap_peak(out["keypoints"][k])
+                p = T.input_coords(np.array([px, py]), self.stride)
+                errs.append(float(np.hypot(*(p - tgt["keypoints_xy"][k]))))
+        return {"orientation_acc": correct / len(self.prepared),
+                "keypoint_err_px_median": float(np.median(errs)) if errs else float("nan"),
+                "keypoint_err_px_mean": float(np.mean(errs)) if errs else float("nan"),
+                "input_side": self.cfg.input_size[0]}
+
+    def _stage1(self, model, dev) -> dict:
+        from ..config import PAGE
+
+        found = total = matched = n_pred = 0
+        errs = []
+        radius = 0.35 * PAGE.grid_major_px * self.cfg.scale
+        for x, tgt in self.prepared:
+            out = predict(model, x, dev)
+            pred = T.input_coords(heatmap_peaks(_sigmoid(out["gridpoints"][0])), self.stride)
+            truth = T.input_coords(heatmap_peaks(tgt["gridpoints"][0], 0.999), self.stride)
+            total += len(truth)
+            n_pred += len(pred)
+            if len(pred) and len(truth):
+                d = np.linalg.norm(truth[:, None] - pred[None], axis=2)
+                near = d.min(axis=1)
+                ok = near <= radius
+                found += int(ok.sum())
+                errs.extend((near[ok] / self.cfg.scale).tolist())
+                matched += int((d.min(axis=0) <= radius).sum())
+        return {"crossing_recall": found / max(1, total), "crossing_precision": matched / max(1, n_pred),
+                "crossing_err_page_px_median": float(np.median(errs)) if errs else float("nan"),
+                "n_truth": total}
+
+    def _read(self, probs: np.ndarray, fs: int) -> dict[str, np.ndarray]:
+        from ..config import LEADS, number_of_rows
+        from ..digitized import lead_rows
+        from ..stages.signal_assembly import assemble_leads
+        from ..stages.trace_reading import read_row_curves
+
+        dig = assemble_leads(read_row_curves(probs, self.cfg.scale), self.cfg.scale)
+        return {lead: lead_rows(dig, lead, fs, number_of_rows(lead, fs)) for lead in LEADS}
+
+    def _score(self, preds: dict) -> dict:
+        from ..metric import score_records
+
+        truths = {f"h{i}": (it.syn.record.to_competition_frame(), it.syn.record.fs) for i, it in enumerate(self.items)}
+        rep = score_records(preds, truths)
+        return {"snr_db": float(rep.score_db), "snr_db_mean_per_image": float(rep.per_image["snr_db"].mean())}
+
+    def _stage2(self, model, dev) -> dict:
+        from ..stages.trace_reading import ink_from_rgb
+
+        tile = max(64, self.cfg.input_size[0] * 2)
+        preds, ink_preds = {}, {}
+        for i, ((x, _), it) in enumerate(zip(self.prepared, self.items)):
+            out = predict(model, x, dev, tile_h=tile)["traces"]
+            probs = _sigmoid(out)
+            if self.stride > 1:
+                probs = np.repeat(np.repeat(probs, self.stride, 1), self.stride, 2)[:, : x.shape[1], : x.shape[2]]
+            preds[f"h{i}"] = self._read(probs, it.syn.record.fs)
+            if self._ink_baseline is None:
+                ink = ink_from_rgb((x.transpose(1, 2, 0) * 255).astype(np.uint8))
+                ink_preds[f"h{i}"] = self._read([ink] * probs.shape[0], it.syn.record.fs)
+        if self._ink_baseline is None:
+            self._ink_baseline = self._score(ink_preds)["snr_db"]
+        res = self._score(preds)
+        res["snr_db_classical_ink"] = self._ink_baseline  # the model-free reading of the same pages
+        res["scale"] = self.cfg.scale
+        return res
+
+
+# ---------------------------------------------------------------- the loop
+def train(cfg: StageTrainConfig, out_dir: str | Path, device: str | None = None, resume: bool = True,
+          weights_dir: str | Path | None = None, command: str | None = None, progress: bool = True,
+          validate: bool = True, save_final_weights: bool = True, extra_source=None,
+          extra_fraction: float = 0.0) -> TrainResult:
+    """Train one stage per cfg; see the module docstring. Returns what was done and the hold-out scores."""
+    di = dist_info()
+    dev = resolve_device(device, di)
+    if di.enabled and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    out_dir = Path(out_dir)
+    ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
+    if di.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts them)
+    model = build_model(cfg.model)
+    init_head_biases(model)
+    model = model.to(dev)
+    use_amp = bool(cfg.amp and dev.type == "cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_frac))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step = 0
+    if resume and ckpt_path.is_file():
+        step = load_checkpoint(ckpt_path, model, opt, sched, scaler, cfg)
+        if di.is_main:
+            logger.info("resumed stage %d from %s at step %d", cfg.stage, ckpt_path, step)
+    elif di.is_main and log_path.exists() and not resume:
+        log_path.unlink()
+    if di.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    validator = Validator(cfg) if (validate and di.is_main and cfg.holdout_n > 0) else None
+    stream = D.SyntheticStream(cfg, start_step=step, rank=di.rank, extra_source=extra_source,
+                               extra_fraction=extra_fraction)
+    loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=D.collate,
+                        pin_memory=dev.type == "cuda", prefetch_factor=4 if cfg.workers else None)
+    history: list[dict] = []
+    log_f = open(log_path, "a") if di.is_main else None
+
+    def log(rec: dict) -> None:
+        history.append(rec)
+        if log_f is not None:
+            log_f.write(json.dumps(rec) + "\n")
+            log_f.flush()
+
+    bar = None
+    if di.is_main and progress and step < cfg.steps:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"stage {cfg.stage} ({cfg.variant})", dynamic_ncols=True)
+    model.train()
+    t_train, n_timed, last_loss = 0.0, 0, float("nan")
+    it = iter(loader)
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            x, tgt = next(it)
+            x, tgt = x.to(dev, non_blocking=True), _to(tgt, dev)
+            with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                out = model(x)
+            loss, terms = stage_loss(cfg.stage, out, tgt, cfg.loss_weights)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"stage {cfg.stage}: non-finite loss at step {step}: {terms}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            dt = time.perf_counter() - t0
+            if step > 1 or cfg.steps == 1:  # the first step pays for worker start-up
+                t_train += dt
+                n_timed += 1
+            last_loss = float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+            if di.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+                log({"step": step, "loss": last_loss, **{f"loss_{k}": v for k, v in terms.items()},
+                     "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm), "sec_per_step": dt})
+            if di.is_main and step % cfg.ckpt_every == 0 and step < cfg.steps:
+                save_checkpoint(ckpt_path, model, opt, sched, scaler, step, cfg)
+            if validator is not None and step % cfg.val_every == 0 and step < cfg.steps:
+                log({"step": step, "holdout": validator(model, dev)})
+            if di.enabled and (step % cfg.ckpt_every == 0 or step % cfg.val_every == 0):
+                dist.barrier()  # keep ranks together while rank 0 writes / validates
+    finally:
+        if bar is not None:
+            bar.close()
+        del it
+
+    holdout: dict = {}
+    weights_path = None
+    if di.is_main:
+        save_checkpoint(ckpt_path, model, opt, sched, scaler, step, cfg)
+        if validator is not None:
+            holdout = validator(model, dev)
+            log({"step": step, "holdout": holdout, "final": True})
+        if save_final_weights:
+            wdir = Path(weights_dir) if weights_dir is not None else out_dir / "weights"
+            sps = t_train / max(1, n_timed)
+            entry = {"architecture": cfg.model, "train_scale": cfg.scale,
+                     "training": {"command": command or " ".join(sys.argv), "steps": step,
+                                  "data": D.describe(cfg), "holdout": {**holdout, "set": validator.describe()
+                                                                       if validator else None},
+                                  "variant": cfg.variant, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                                  "world_size": di.world_size, "device": str(dev),
+                                  "seconds_per_step": sps, "final_loss": last_loss}}
+            rec = save_weights(_unwrap(model), wdir / f"stage{cfg.stage}_{cfg.variant}", entry)
+            weights_path = wdir / rec["file"]
+    if log_f is not None:
+        log_f.close()
+    if di.enabled:
+        dist.barrier()
+    return TrainResult(cfg.stage, step, last_loss, holdout, ckpt_path, log_path, weights_path,
+                       t_train / max(1, n_timed), history)

@@ -1,0 +1,103 @@
+"""Stage 2 arithmetic alone: a trace drawn at known y is read back at that y."""
+import cv2
+import numpy as np
+
+from ecgdigit.config import LEADS, PAGE, SHORT_LEAD_S
+from ecgdigit.digitized import Digitized, lead_rows
+from ecgdigit.stages.lead_physics import LIMB_BASIS, reconcile_limb_leads
+from ecgdigit.stages.signal_assembly import assemble_leads
+from ecgdigit.stages.trace_reading import fill_gaps, ink_from_rgb, read_row_curves, row_bands, signal_columns
+
+SCALE = 0.5
+
+
+def _draw_rows(values_mv, scale=SCALE, thickness=2):
+    """A white page with one polyline per row at the layout's baselines; values_mv(row, t) -> mV."""
+    h, w = int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
+    img = np.full((h, w, 3), 255, np.uint8)
+    t = np.linspace(0, 10, 4000, endpoint=False)
+    for r in range(4):
+        x = PAGE.time_to_x(t) * scale
+        y = PAGE.mv_to_y(r, values_mv(r, t)) * scale
+        pts = np.round(np.stack([x, y], 1) * 16).astype(np.int32)
+        cv2.polylines(img, [pts], False, (30, 30, 30), thickness, cv2.LINE_AA, shift=4)
+    return img
+
+
+def test_flat_rows_read_at_their_baselines():
+    img = _draw_rows(lambda r, t: np.zeros_like(t))
+    curves = read_row_curves([ink_from_rgb(img)] * 4, SCALE)
+    for c in curves:
+        assert c.found.mean() > 0.99
+        np.testing.assert_allclose(c.y, PAGE.baselines_y[c.row] * SCALE, atol=0.6)
+
+
+def test_sine_read_back_in_mv():
+    f = lambda r, t: 0.5 * np.sin(2 * np.pi * 1.3 * t + r)  # noqa: E731
+    img = _draw_rows(f)
+    d = assemble_leads(read_row_curves([ink_from_rgb(img)] * 4, SCALE), SCALE)
+    t = np.arange(d.signals.shape[0]) / d.fs
+    # the rhythm strip is lead II; the first row's first column is lead I
+    err = d.lead("II") - f(3, t)
+    assert np.sqrt(np.mean(err[20:-20] ** 2)) < 0.03
+    win = t < SHORT_LEAD_S - 0.05
+    assert np.sqrt(np.mean((d.lead("I")[win] - f(0, t[win])) ** 2)) < 0.03
+
+
+def test_best_path_ignores_a_neighbouring_spike():
+    """A tall spike from the row above enters this row's band; the path keeps to its own trace."""
+    def f(r, t):
+        v = np.zeros_like(t)
+        if r == 0:
+            v = v - 2.5 * np.exp(-0.5 * ((t - 5.0) / 0.02) ** 2)  # dives into row 1's band
+        return v
+
+    img = _draw_rows(f)
+    curves = read_row_curves([ink_from_rgb(img)] * 4, SCALE)
+    np.testing.assert_allclose(curves[1].y, PAGE.baselines_y[1] * SCALE, atol=1.0)
+
+
+def test_bands_cover_their_baselines_and_reach_the_neighbours():
+    bands = row_bands(1.0)
+    for (a, b), base in zip(bands, PAGE.baselines_y):
+        assert a < base < b
+    # a tall wave may cross the halfway line between rows: each band reaches the next baseline
+    for (a0, b0), (a1, b1), base1 in zip(bands, bands[1:], PAGE.baselines_y[1:]):
+        assert b0 >= base1 - 1 and a1 <= PAGE.baselines_y[0] + (base1 - PAGE.baselines_y[0])
+    xs = signal_columns(1.0)
+    assert xs[0] >= PAGE.signal_x0 and xs[-1] <= PAGE.signal_x1
+
+
+def test_fill_gaps_is_monotone_between_points():
+    y = np.array([0.0, np.nan, np.nan, 3.0, np.nan, 3.0])
+    out = fill_gaps(y, np.isfinite(y))
+    assert np.all(np.diff(out[:4]) >= 0) and out[4] == 3.0
+
+
+def test_limb_reconciliation_keeps_consistent_leads_and_lowers_noise():
+    rng = np.random.default_rng(0)
+    fs = 200.0
+    t = np.arange(int(10 * fs)) / fs
+    i_, ii = np.sin(2 * np.pi * t), 0.7 * np.cos(2 * np.pi * 0.7 * t)
+    clean = np.zeros((len(t), 12), np.float32)
+    for lead, (a, b) in LIMB_BASIS.items():
+        clean[:, LEADS.index(lead)] = a * i_ + b * ii
+    same = reconcile_limb_leads(Digitized(clean, fs)).signals
+    np.testing.assert_allclose(same, clean, atol=1e-5)
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    fixed = reconcile_limb_leads(Digitized(noisy, fs)).signals
+    # each printed limb lead, in its own window, is closer to the truth than before
+    for lead in ("I", "III", "aVR", "aVL", "aVF"):
+        k = LEADS.index(lead)
+        win = slice(int(2.5 * fs) * (lead.startswith("aV")), int(2.5 * fs) * (1 + lead.startswith("aV")))
+        assert np.std(fixed[win, k] - clean[win, k]) < 0.9 * np.std(noisy[win, k] - clean[win, k]), lead
+
+
+def test_lead_rows_reads_the_leads_own_window():
+    fs = 100.0
+    sig = np.zeros((1000, 12), np.float32)
+    sig[:, LEADS.index("V1")] = np.arange(1000) / fs  # value = time in s
+    rows = lead_rows(Digitized(sig, fs), "V1", 500, 1250)
+    assert len(rows) == 1250
+    np.testing.assert_allclose(rows[0], 5.0, atol=1e-6)
+    np.testing.assert_allclose(rows[-1], 5.0 + 1249 / 500, atol=1e-4)
