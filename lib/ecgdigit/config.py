@@ -147,6 +147,20 @@ class PaperLayout:
         cap = self.label_font_pt * self.px_per_pt * 0.8  # capital height of DejaVu Sans ~0.73 em
         return x0 - 3.0, text_base - cap - 3.0, x0 + 2.3 * self.label_font_pt * self.px_per_pt, text_base + 4.0
 
+    def legend_zones(self) -> list[tuple[float, float, float, float]]:
+        """Boxes around the '25mm/s' and '10mm/mV' legend printed 0.5 mV above the bottom edge,
+        starting 2 s and 4 s from the page's left edge."""
+        text_base = self.height - 0.5 * self.px_per_mv
+        cap = self.label_font_pt * self.px_per_pt * 0.8
+        em = self.label_font_pt * self.px_per_pt
+        return [(x0 - 3.0, text_base - cap - 3.0, x0 + 0.75 * em * n_chars, text_base + 4.0)
+                for x0, n_chars in ((2.0 * self.px_per_s, 6), (4.0 * self.px_per_s, 7))]
+
+    def text_zones(self) -> list[tuple[float, float, float, float]]:
+        """Every printed text near the traces: lead names and the legend."""
+        zones = [self.label_zone(r, c) for r in range(len(self.baselines_y)) for c in range(len(LAYOUT_ROWS[r]))]
+        return zones + self.legend_zones()
+
     def time_to_x(self, t_s):
         return self.signal_x0 + t_s * self.px_per_s
 

@@ -37,7 +37,7 @@ def normalize(image: np.ndarray, layout: PaperLayout = PAGE, keypoint_fn=None, o
 
         pts = keypoint_fn(upright)
         if pts is not None:
-            fit = fit_page_homography(pts[0], pts[1])
+            fit = fit_page_homography(pts[0], pts[1], image_size=upright.shape[:2])
             if fit.ok:
                 return Stage0Result(k, upright, fit.H, "keypoints", scores)
             logger.warning("stage 0: key-point homography rejected (%s); using the page outline", fit.reason)

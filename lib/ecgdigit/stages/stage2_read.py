@@ -33,7 +33,8 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     if row_prob_fn is not None:
         probs = row_prob_fn(rectified)
     else:
-        ink = suppress_labels(ink_from_rgb(rectified), scale, layout)
+        stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
+        ink = suppress_labels(ink_from_rgb(rectified, stroke), scale, layout)
         probs = [ink] * N_ROWS  # one map shared by every row; each row reads its own band
     curves = read_row_curves(probs, scale, layout)
     digitized = assemble_leads(curves, scale, layout)

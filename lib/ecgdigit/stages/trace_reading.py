@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from ..config import LAYOUT_ROWS, PAGE, PaperLayout
+from ..config import PAGE, PaperLayout
 
 
 @dataclass
@@ -48,29 +49,49 @@ def signal_columns(scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     return np.arange(x0, x1 + 1)
 
 
-def ink_from_rgb(page_rgb: np.ndarray) -> np.ndarray:
+def paper_brightness(bright: np.ndarray, stroke_px: float) -> np.ndarray:
+    """The paper's local brightness under shadows, stains and uneven light.
+
+    A closing wider than the trace's stroke removes the thin dark lines and keeps the slow light
+    field; it runs on a quarter-size copy because the light field is smooth.
+    """
+    f = 4
+    small = cv2.resize(bright, (max(1, bright.shape[1] // f), max(1, bright.shape[0] // f)), interpolation=cv2.INTER_AREA)
+    k = max(3, int(round(3 * stroke_px / f)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    closed = cv2.GaussianBlur(closed, (0, 0), k / 2)
+    return cv2.resize(closed, (bright.shape[1], bright.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def ink_from_rgb(page_rgb: np.ndarray, stroke_px: float = 4.0) -> np.ndarray:
     """How much each pixel looks like trace ink, 0..1.
 
     Uses the brightest channel: the red and pink grid keep one channel near 255, the grey/black trace
-    keeps all three low, so the grid vanishes without knowing its colour exactly.
+    keeps all three low, so the grid vanishes without knowing its colour exactly. Dividing by the
+    local paper brightness makes a shadow's edge or a stain paper, not ink; the grey grid of a
+    black-and-white scan sits near 0.8 of the paper, the trace below 0.4. Full ink is the image's
+    darkest ~0.3 % (the trace), none above 55 % of the way from there to the paper.
     """
-    bright = page_rgb.max(axis=2).astype(np.float32) if page_rgb.ndim == 3 else page_rgb.astype(np.float32)
-    # paper white ~ the 90th percentile; ink at or below ~25 % of it
-    paper = float(np.percentile(bright[:: 7, :: 7], 90)) or 255.0
-    ink = (paper * 0.75 - bright) / (paper * 0.55)
-    return np.clip(ink, 0.0, 1.0)
+    bright = page_rgb.max(axis=2) if page_rgb.ndim == 3 else page_rgb
+    bright = bright.astype(np.float32)
+    ratio = bright / np.maximum(paper_brightness(bright, stroke_px), 1.0)
+    # contrast adapts to the image: a blurred photo's trace may only reach 0.5 of the paper
+    sample = ratio[::5, ::5]
+    darkest = min(float(np.percentile(sample, 0.3)), 0.6)
+    paper = float(np.median(sample))
+    hi = darkest + 0.55 * max(paper - darkest, 0.05)
+    return np.clip((hi - ratio) / max(hi - darkest, 1e-3), 0.0, 1.0)
 
 
 def suppress_labels(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
-    """Zero the ink where lead names are printed: text beside the trace would pull the path onto it.
-
-    A trace crossing a label zone loses those columns; gap filling bridges them.
+    """Zero the ink where lead names and the legend are printed: text beside the trace would pull
+    the path onto it. A trace crossing a text zone loses those columns; gap filling bridges them.
     """
     ink = ink.copy()
-    for r, leads in enumerate(LAYOUT_ROWS):
-        for c in range(len(leads)):
-            x0, y0, x1, y1 = (v * scale for v in layout.label_zone(r, c))
-            ink[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
+    for zone in layout.text_zones():
+        x0, y0, x1, y1 = (v * scale for v in zone)
+        ink[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
     return ink
 
 

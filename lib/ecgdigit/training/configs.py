@@ -26,7 +26,8 @@ class DataConfig:
     image_size: tuple[int, int] | None = None  # degrade(size=...) override (tiny tests)
     max_side: int | None = None  # degrade(max_side=...): smaller captures are cheaper to make
     photometric: bool = True
-    samples_per_image: int = 1  # crops taken from each generated image (stages 1, 2)
+    images_per_page: int = 1  # captures made from each rendered page (rendering is ~half an image's cost)
+    samples_per_image: int = 1  # samples per capture: crops (stages 1, 2), extra quarter turns (stage 0)
     # stage 0: quarter-turn probabilities (upright dominates: the key-point head runs on upright images)
     orientation_probs: tuple[float, float, float, float] = (0.55, 0.15, 0.15, 0.15)
     heatmap_sigma: float = 1.5  # in output cells
@@ -101,35 +102,36 @@ def stage_config(stage: int, variant: str) -> StageTrainConfig:
             return StageTrainConfig(
                 0, variant, _model(0, "default", input_size=(256, 256), **small), 1.0, (256, 256),
                 batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=16, val_every=200,
-                data=DataConfig(max_side=1024, heatmap_sigma=1.5))
+                data=DataConfig(max_side=1024, heatmap_sigma=1.5, images_per_page=2, samples_per_image=2))
         if stage == 1:
             scale = STAGE1_SCALE
             return StageTrainConfig(
                 1, variant, _model(1, "default", scale, **small), scale, (192, 256),
                 batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=4, val_every=250,
-                data=DataConfig(max_side=1344, samples_per_image=4, heatmap_sigma=1.0))
+                data=DataConfig(max_side=1344, images_per_page=2, samples_per_image=4, heatmap_sigma=1.0))
         scale = 1.0  # half the GPU resolution: ~3x cheaper per page, still sub-pixel reading
         return StageTrainConfig(
             2, variant, _model(2, "default", scale, encoder_name="resnet10t",
                                decoder_channels=(64, 32, 24, 16, 16)), scale, (128, 384),
             batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=250,
-            data=DataConfig(max_side=2200, samples_per_image=8))
+            data=DataConfig(max_side=2200, images_per_page=2, samples_per_image=8))
 
     # gpu: the presets' real models at the pipeline's resolutions
     if stage == 0:
         return StageTrainConfig(0, variant, _model(0, "default"), 1.0, (STAGE0_INPUT, STAGE0_INPUT),
-                                batch_size=32, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
-                                holdout_n=64, val_every=500, ckpt_every=500,
-                                data=DataConfig(max_side=2 * STAGE0_INPUT + 512, heatmap_sigma=2.0))
+                                batch_size=32, steps=1200, lr=1e-3, warmup_steps=100, workers=14,
+                                holdout_n=32, val_every=400, ckpt_every=400,
+                                data=DataConfig(max_side=2 * STAGE0_INPUT + 512, heatmap_sigma=2.0,
+                                                images_per_page=2, samples_per_image=2))
     if stage == 1:
         return StageTrainConfig(1, variant, _model(1, "default", STAGE1_SCALE), STAGE1_SCALE, (512, 512),
-                                batch_size=24, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
-                                holdout_n=16, val_every=500, ckpt_every=500,
-                                data=DataConfig(samples_per_image=4, heatmap_sigma=1.5))
+                                batch_size=24, steps=1200, lr=1e-3, warmup_steps=100, workers=14,
+                                holdout_n=16, val_every=400, ckpt_every=400,
+                                data=DataConfig(images_per_page=2, samples_per_image=4, heatmap_sigma=1.5))
     return StageTrainConfig(2, variant, _model(2, "default", STAGE2_SCALE), STAGE2_SCALE, (256, 1024),
-                            batch_size=16, steps=3000, lr=1e-3, warmup_steps=150, workers=12,
+                            batch_size=16, steps=3000, lr=1e-3, warmup_steps=150, workers=14,
                             holdout_n=8, val_every=1000, ckpt_every=500,
-                            data=DataConfig(samples_per_image=8))
+                            data=DataConfig(images_per_page=2, samples_per_image=8))
 
 
 def with_overrides(cfg: StageTrainConfig, steps: int | None = None, batch_size: int | None = None,

@@ -30,13 +30,24 @@ def head_stride(cfg: StageTrainConfig) -> int:
     return 1 if cfg.model.upsample_to_input else int(cfg.model.decoder_out_stride)
 
 
-def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = "synth") -> SyntheticImage:
-    """One synthetic capture: random record, fs and image type (weighted toward the hard types)."""
+def draw_record_page(rng: np.random.Generator, image_id: str = "synth") -> tuple[EcgRecord, RenderedPage]:
+    from ..synth.render import render_page
+
+    record = random_record(rng, image_id)
+    return record, render_page(record, rng)
+
+
+def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = "synth",
+               record_page: tuple[EcgRecord, RenderedPage] | None = None) -> SyntheticImage:
+    """One synthetic capture: random record, fs and image type (weighted toward the hard types).
+
+    record_page reuses an already rendered page (rendering is about half the cost of an image).
+    """
     d = cfg.data
     types = sorted(d.type_weights)
     p = np.array([d.type_weights[t] for t in types], np.float64)
     image_type = types[int(rng.choice(len(types), p=p / p.sum()))]
-    record = random_record(rng, image_id)
+    record, page = record_page if record_page is not None else draw_record_page(rng, image_id)
     kw: dict = {"photometric": d.photometric}
     if d.image_size is not None:
         kw["size"] = tuple(d.image_size)
@@ -45,7 +56,18 @@ def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = 
     if cfg.stage == 0:
         probs = np.asarray(d.orientation_probs, np.float64)
         kw["orientation"] = int(rng.choice(4, p=probs / probs.sum()))
-    return make_image(record, image_type, rng, **kw)
+    return make_image(record, image_type, rng, page=page, **kw)
+
+
+def turned(syn: SyntheticImage, j: int) -> SyntheticImage:
+    """The same capture turned j more quarter turns (exact: image, map and orientation move together)."""
+    from ..geometry.orientation import rotate_map_source
+
+    j %= 4
+    if j == 0:
+        return syn
+    return SyntheticImage(np.ascontiguousarray(np.rot90(syn.image, j)), syn.image_type,
+                          rotate_map_source(syn.page_to_image, j), (syn.orientation + j) % 4, syn.page, syn.record)
 
 
 def make_sample(cfg: StageTrainConfig, syn: SyntheticImage, rng: np.random.Generator) -> T.Sample:
@@ -78,13 +100,24 @@ class SyntheticStream(IterableDataset):
         rng = np.random.default_rng(stream_seed(self.seed, self.start_step, self.rank, worker))
         torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
         n = 0
+        d = self.cfg.data
         while True:
-            if self.extra_source is not None and rng.random() < self.extra_fraction:
-                syn = self.extra_source.draw(rng)
-            else:
-                syn = draw_image(self.cfg, rng, f"r{self.rank}w{worker}n{n}")
-            for _ in range(max(1, self.cfg.data.samples_per_image if self.cfg.stage else 1)):
-                yield make_sample(self.cfg, syn, rng)
+            rp = None
+            for _ in range(max(1, d.images_per_page)):
+                if self.extra_source is not None and rng.random() < self.extra_fraction:
+                    syn = self.extra_source.draw(rng)
+                else:
+                    if rp is None:
+                        rp = draw_record_page(rng, f"r{self.rank}w{worker}n{n}")
+                    syn = draw_image(self.cfg, rng, record_page=rp)
+                for i in range(max(1, d.samples_per_image)):
+                    if self.cfg.stage == 0 and i > 0:
+                        # more orientation samples from one capture: turn it to a freshly drawn class
+                        probs = np.asarray(d.orientation_probs, np.float64)
+                        k = int(rng.choice(4, p=probs / probs.sum()))
+                        yield make_sample(self.cfg, turned(syn, k - syn.orientation), rng)
+                    else:
+                        yield make_sample(self.cfg, syn, rng)
             n += 1
 
 
