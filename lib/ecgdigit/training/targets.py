@@ -400,7 +400,7 @@ def stage2_window(rng: np.random.Generator, scale: float, crop: tuple[int, int],
     full_h, full_w = int(round(layout.height * scale)), int(round(layout.width * scale))
     h, w = crop
     r = int(rng.integers(len(layout.baselines_y)))
-    cy = (layout.baselines_y[r] + rng.normal(0, 1.0) * layout.px_per_mv) * scale
+    cy = (layout.baselines_y[r] + rng.normal(0, 0.4) * layout.px_per_mv) * scale  # mostly on the trace
     cx = rng.uniform(layout.signal_x0, layout.signal_x1) * scale
     x0 = int(np.clip(round(cx - w / 2), 0, max(0, full_w - w)))
     y0 = int(np.clip(round(cy - h / 2), 0, max(0, full_h - h)))

@@ -1,0 +1,149 @@
+"""Shipped weights -> the callables the pipeline's stages take (numpy in, numpy out).
+
+A stage without weights in the manifest gets no callable, and the pipeline uses its classical
+version. What each callable returns is fixed by the stage that calls it:
+  orientation(image) -> k;  keypoints(upright) -> (image_pts, page_pts) | None;
+  grid(normalized_page, px_per_mm) -> (N, 2) crossings;  traces(rectified) -> (4, H, W) in 0..1.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import STAGE0_INPUT
+from .weights_io import load_stage_model
+
+logger = logging.getLogger(__name__)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device).float().div_(255.0)
+
+
+def letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """The image scaled so its long side is `side`, padded bottom/right to a square."""
+    s = side / max(image.shape[:2])
+    small = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
+                       interpolation=cv2.INTER_AREA)
+    out = np.zeros((side, side, 3), np.uint8)
+    out[: small.shape[0], : small.shape[1]] = small
+    return out, s
+
+
+def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, peak value) with a 3x3 weighted sub-pixel refinement."""
+    i, j = np.unravel_index(int(np.argmax(hm)), hm.shape)
+    y0, y1, x0, x1 = max(0, i - 1), min(hm.shape[0], i + 2), max(0, j - 1), min(hm.shape[1], j + 2)
+    w = np.clip(hm[y0:y1, x0:x1], 0, None)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    tot = float(w.sum()) or 1.0
+    return float((w * xs).sum() / tot), float((w * ys).sum() / tot), float(hm[i, j])
+
+
+class _StageModel:
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, img: np.ndarray) -> dict[str, np.ndarray]:
+        x = _to_tensor(img, self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            out = self.model(x)
+        return {k: v.float().cpu().numpy()[0] for k, v in out.items()}
+
+
+def make_orientation_fn(m: _StageModel):
+    def orientation(image: np.ndarray) -> int:
+        box, _ = letterbox(image, STAGE0_INPUT)
+        return int(np.argmax(m(box)["orientation"]))
+
+    return orientation
+
+
+def make_keypoint_fn(m: _StageModel, page_positions: np.ndarray, min_peak: float = 0.3):
+    def keypoints(upright: np.ndarray):
+        box, s = letterbox(upright, STAGE0_INPUT)
+        hm = 1.0 / (1.0 + np.exp(-m(box)["keypoints"]))  # logits -> 0..1
+        stride = box.shape[0] / hm.shape[1]
+        img_pts, page_pts = [], []
+        for k in range(hm.shape[0]):
+            x, y, v = heatmap_peak(hm[k])
+            if v >= min_peak:
+                img_pts.append(((x + 0.5) * stride - 0.5, (y + 0.5) * stride - 0.5))
+                page_pts.append(page_positions[k])
+        if len(img_pts) < 4:
+            return None
+        return np.asarray(img_pts) / s, np.asarray(page_pts, np.float64)
+
+    return keypoints
+
+
+def make_grid_fn(m: _StageModel, min_peak: float = 0.3):
+    from scipy.ndimage import maximum_filter
+
+    def crossings(page: np.ndarray, px_per_mm: float) -> np.ndarray:
+        hm = 1.0 / (1.0 + np.exp(-m(page)["gridpoints"][0]))
+        stride = page.shape[0] / hm.shape[0]
+        win = max(3, int(px_per_mm * 5 / stride / 2) | 1)  # half a major square
+        peaks = (hm == maximum_filter(hm, size=win)) & (hm >= min_peak)
+        ys, xs = np.nonzero(peaks)
+        pts = [heatmap_peak(hm[max(0, y - 2):y + 3, max(0, x - 2):x + 3])[:2] for y, x in zip(ys, xs)]
+        pts = np.array([(px + max(0, x - 2), py + max(0, y - 2)) for (px, py), y, x in zip(pts, ys, xs)])
+        return (pts + 0.5) * stride - 0.5 if len(pts) else np.zeros((0, 2))
+
+    return crossings
+
+
+def make_traces_fn(m: _StageModel, work_scale: float, read_scale: float):
+    """Row ownership from the model at work_scale, multiplied into the ink at reading scale.
+
+    The model says which row a dark pixel belongs to (where rows overlap, text, stains); the
+    full-resolution pixels say exactly where it is.
+    """
+    from ..stages.trace_reading import ink_from_rgb
+
+    def traces(rectified: np.ndarray) -> np.ndarray:
+        f = work_scale / read_scale
+        small = cv2.resize(rectified, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        prob = 1.0 / (1.0 + np.exp(-m(small)["traces"]))
+        h, w = rectified.shape[:2]
+        ink = ink_from_rgb(rectified, 2.0 * read_scale)
+        return np.stack([np.minimum(ink, cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) * 1.5) for p in prob])
+
+    return traces
+
+
+def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> dict:
+    """The callables for every stage that has weights; {} when none are shipped (all classical)."""
+    from ..config import STAGE2_SCALE
+
+    dev = pick_device(device)
+    out: dict = {}
+    s0 = load_stage_model(0, weights_dir, device=str(dev))
+    if s0 is not None:
+        from ..training.targets import keypoint_page_positions_fixed
+
+        m = _StageModel(s0[0], dev)
+        out["orientation"] = make_orientation_fn(m)
+        out["keypoints"] = make_keypoint_fn(m, keypoint_page_positions_fixed())
+    s1 = load_stage_model(1, weights_dir, device=str(dev))
+    if s1 is not None:
+        out["grid"] = make_grid_fn(_StageModel(s1[0], dev))
+    s2 = load_stage_model(2, weights_dir, device=str(dev))
+    if s2 is not None:
+        cfg = s2[1]
+        work_scale = float(getattr(cfg, "input_scale", 0.5) or 0.5)
+        out["traces"] = make_traces_fn(_StageModel(s2[0], dev), work_scale, STAGE2_SCALE)
+    logger.info("stage models loaded on %s: %s", dev, sorted(out) or "none (classical pipeline)")
+    return out
