@@ -42,8 +42,10 @@ def detect_page_quad(image: np.ndarray) -> np.ndarray | None:
     small, s = _small(image)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     v = hsv[..., 2].astype(np.float32)
+    sat = hsv[..., 1].astype(np.float32)
     thr = max(60.0, float(np.percentile(v, 60)) * 0.75)
-    mask = (v >= thr).astype(np.uint8)
+    # paper is bright and nearly white; its thin red grid lines are closed over below
+    mask = ((v >= thr) & (sat <= 70)).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
     if n <= 1:
@@ -104,15 +106,58 @@ def row_profile_score(page_small: np.ndarray, scale: float, layout: PaperLayout 
     return float(ink @ template / denom) if denom > 0 else 0.0
 
 
+def line_direction(image: np.ndarray) -> float:
+    """log of how much more the ink's row profile varies than its column profile: > 0 upright.
+
+    Printed rows make the ink per image row peak at each baseline, while the ink per image column
+    stays nearly flat; a sideways page shows the opposite.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    from .trace_reading import ink_from_rgb
+
+    small, _ = _small(image, 640)
+    ink = ink_from_rgb(small, 2.0)
+
+    def variation(profile: np.ndarray) -> float:
+        profile = uniform_filter1d(profile, max(3, len(profile) // 100))
+        core = profile[len(profile) // 10: -len(profile) // 10]  # page edges and background aside
+        return float(core.std() / (core.mean() + 1e-6))
+
+    return float(np.log((variation(ink.sum(axis=1)) + 1e-6) / (variation(ink.sum(axis=0)) + 1e-6)))
+
+
+def _looks_sideways(small: np.ndarray) -> bool:
+    """The landscape page's long side runs up the image: from the paper's outline where one is
+    found (its frame for a scan), else from the ink's row/column profiles."""
+    quad = detect_page_quad(small)
+    if quad is None:
+        h, w = small.shape[:2]
+        if max(h, w) > 1.15 * min(h, w):
+            return h > w
+    else:
+        q = order_corners(quad)
+        across = np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])
+        down = np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])
+        if max(across, down) > 1.15 * min(across, down):
+            return down > across
+    return line_direction(small) < 0
+
+
 def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tuple[int, list[float]]:
-    """Quarter turns k (np.rot90 sense) the page went through; undo with np.rot90(image, -k)."""
+    """Quarter turns k (np.rot90 sense) the page went through; undo with np.rot90(image, -k).
+
+    Long horizontal strokes tell upright/upside-down (k even) from sideways (k odd); the rows'
+    vertical layout (header above, rhythm strip at the bottom) then picks between the two.
+    """
     small, _ = _small(image, 640)
     scale = 0.25
-    scores = []
-    for k in range(4):
+    sideways = _looks_sideways(small)
+    scores = [-np.inf] * 4
+    for k in ((1, 3) if sideways else (0, 2)):
         up = np.ascontiguousarray(np.rot90(small, -k))
         quad = detect_page_quad(up)
         H = page_homography_from_quad(quad, layout) if quad is not None else frame_homography(up.shape[:2], layout)
         cmap = CoordinateMap.from_homography(H, (layout.height, layout.width), up.shape[:2], step=32)
-        scores.append(row_profile_score(cmap.remap(up, scale=scale), scale, layout))
+        scores[k] = row_profile_score(cmap.remap(up, scale=scale), scale, layout)
     return int(np.argmax(scores)), scores

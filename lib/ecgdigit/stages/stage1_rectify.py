@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import PAGE, STAGE1_SCALE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
+from .layout_registration import register_to_layout, shifted
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Stage1Result:
     method: str  # 'grid' or 'homography'
     n_crossings: int
     residual_px: float
+    layout_shift_px: tuple[float, float] = (0.0, 0.0)  # whole squares the layout moved the grid map
 
 
 def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scale: float = STAGE1_SCALE,
@@ -51,4 +53,7 @@ def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scal
     if not fit.ok:
         logger.info("stage 1: grid map rejected; keeping the homography")
         return Stage1Result(approx, "homography", fit.n_used, fit.residual_px)
-    return Stage1Result(fit.map, "grid", fit.n_used, fit.residual_px)
+    reg = register_to_layout(fit.map, upright, layout)
+    if reg.shift_px != (0.0, 0.0):
+        logger.info("stage 1: layout says the grid map is off by %s page px; shifted", reg.shift_px)
+    return Stage1Result(shifted(fit.map, reg.shift_px), "grid", fit.n_used, fit.residual_px, reg.shift_px)

@@ -107,13 +107,13 @@ def stage_config(stage: int, variant: str) -> StageTrainConfig:
             scale = STAGE1_SCALE
             return StageTrainConfig(
                 1, variant, _model(1, "default", scale, **small), scale, (192, 256),
-                batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=4, val_every=250,
+                batch_size=8, steps=500, lr=2e-3, warmup_steps=40, workers=1, holdout_n=4, val_every=250,
                 data=DataConfig(max_side=1344, images_per_page=2, samples_per_image=4, heatmap_sigma=1.0))
         scale = 1.0  # half the GPU resolution: ~3x cheaper per page, still sub-pixel reading
         return StageTrainConfig(
             2, variant, _model(2, "default", scale, encoder_name="resnet10t",
                                decoder_channels=(64, 32, 24, 16, 16)), scale, (128, 384),
-            batch_size=8, steps=1000, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=250,
+            batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=200,
             data=DataConfig(max_side=2200, images_per_page=2, samples_per_image=8))
 
     # gpu: the presets' real models at the pipeline's resolutions

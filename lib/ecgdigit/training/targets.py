@@ -427,7 +427,7 @@ def stage2_targets(page: RenderedPage, win: tuple[int, int, int, int], scale: fl
     polys = []
     for pts in page.traces:
         p = np.asarray(pts, np.float64)
-        # only the part of the trace near the window (plus a margin for the stroke)
+        # where the rectified image shows true page point p: q with warp(q) = p
         q = warp.inverse(p) if warp is not None else p
         q = q * scale - [x0, y0]
         polys.append(q)
