@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES, LEADS, PERFECT_SCORE, PERFECT_SCORE_EARLY, paths  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES, PERFECT_SCORE, PERFECT_SCORE_EARLY, paths  # noqa: E402
 from ecgdigit.digitized import Digitized, lead_rows  # noqa: E402
 from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import STAGE0_INPUT
+from ..training.targets import letterbox
 from .weights_io import load_stage_model
 
 logger = logging.getLogger(__name__)
@@ -28,16 +28,6 @@ def pick_device(device: str | None = None) -> torch.device:
 
 def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device).float().div_(255.0)
-
-
-def letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """The image scaled so its long side is `side`, padded bottom/right to a square."""
-    s = side / max(image.shape[:2])
-    small = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
-                       interpolation=cv2.INTER_AREA)
-    out = np.zeros((side, side, 3), np.uint8)
-    out[: small.shape[0], : small.shape[1]] = small
-    return out, s
 
 
 def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
@@ -63,17 +53,17 @@ class _StageModel:
         return {k: v.float().cpu().numpy()[0] for k, v in out.items()}
 
 
-def make_orientation_fn(m: _StageModel):
+def make_orientation_fn(m: _StageModel, side: int):
     def orientation(image: np.ndarray) -> int:
-        box, _ = letterbox(image, STAGE0_INPUT)
+        box, _ = letterbox(image, side)
         return int(np.argmax(m(box)["orientation"]))
 
     return orientation
 
 
-def make_keypoint_fn(m: _StageModel, page_positions: np.ndarray, min_peak: float = 0.3):
+def make_keypoint_fn(m: _StageModel, side: int, page_positions: np.ndarray, min_peak: float = 0.3):
     def keypoints(upright: np.ndarray):
-        box, s = letterbox(upright, STAGE0_INPUT)
+        box, f = letterbox(upright, side)
         hm = 1.0 / (1.0 + np.exp(-m(box)["keypoints"]))  # logits -> 0..1
         stride = box.shape[0] / hm.shape[1]
         img_pts, page_pts = [], []
@@ -84,7 +74,8 @@ def make_keypoint_fn(m: _StageModel, page_positions: np.ndarray, min_peak: float
                 page_pts.append(page_positions[k])
         if len(img_pts) < 4:
             return None
-        return np.asarray(img_pts) / s, np.asarray(page_pts, np.float64)
+        # letterbox: input = (image + 0.5) * f - 0.5
+        return (np.asarray(img_pts) + 0.5) / f - 0.5, np.asarray(page_pts, np.float64)
 
     return keypoints
 
@@ -124,6 +115,18 @@ def make_traces_fn(m: _StageModel, work_scale: float, read_scale: float):
     return traces
 
 
+def _train_scale(weights_dir, stage: int) -> float:
+    """The page scale a stage-1/2 model was trained at (from its manifest entry)."""
+    from ..config import paths
+    from .weights_io import read_manifest
+
+    manifest = read_manifest(Path(weights_dir) if weights_dir else paths().weights)
+    entries = [e for e in manifest["weights"].values()
+               if isinstance(e, dict) and e.get("stage") == stage]
+    scales = [e.get("train_scale") or e.get("training", {}).get("train_scale") for e in entries]
+    return float(next((s for s in scales if s), 1.0))
+
+
 def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> dict:
     """The callables for every stage that has weights; {} when none are shipped (all classical)."""
     from ..config import STAGE2_SCALE
@@ -132,18 +135,17 @@ def load_stage_predictors(weights_dir: str | Path | None = None, device: str | N
     out: dict = {}
     s0 = load_stage_model(0, weights_dir, device=str(dev))
     if s0 is not None:
-        from ..training.targets import keypoint_page_positions_fixed
+        from ..training.targets import reference_keypoint_positions
 
-        m = _StageModel(s0[0], dev)
-        out["orientation"] = make_orientation_fn(m)
-        out["keypoints"] = make_keypoint_fn(m, keypoint_page_positions_fixed())
+        m, side = _StageModel(s0[0], dev), int(s0[1].input_size[0])
+        out["orientation"] = make_orientation_fn(m, side)
+        out["keypoints"] = make_keypoint_fn(m, side, reference_keypoint_positions())
     s1 = load_stage_model(1, weights_dir, device=str(dev))
     if s1 is not None:
         out["grid"] = make_grid_fn(_StageModel(s1[0], dev))
     s2 = load_stage_model(2, weights_dir, device=str(dev))
     if s2 is not None:
-        cfg = s2[1]
-        work_scale = float(getattr(cfg, "input_scale", 0.5) or 0.5)
+        work_scale = _train_scale(weights_dir, stage=2)
         out["traces"] = make_traces_fn(_StageModel(s2[0], dev), work_scale, STAGE2_SCALE)
     logger.info("stage models loaded on %s: %s", dev, sorted(out) or "none (classical pipeline)")
     return out

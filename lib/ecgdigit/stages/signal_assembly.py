@@ -23,12 +23,33 @@ def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -
     return t, mv
 
 
+EDGE_SLOPE_S = 0.010  # the slope carried across a guard is measured over this much signal
+MAX_EXTEND_MV = 0.1
+# the calibration pulse's trailing edge (drawn 1.5x the trace width) sits right at the signal start
+START_GUARD_S = 0.024
+
+
+def interp_extend(t_grid: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """np.interp inside [t0, t1]; beyond it, the edge's own slope carries on (a guard of a few ms
+    at a segment's end is better continued than held flat: ECGs are steep there as often as not)."""
+    out = np.interp(t_grid, t, v)
+    for side in (0, -1):
+        edge_t, edge_v = t[side], v[side]
+        near = np.abs(t - edge_t) <= EDGE_SLOPE_S
+        if near.sum() >= 3:
+            slope = np.polyfit(t[near] - edge_t, v[near], 1)[0]
+            beyond = t_grid < edge_t if side == 0 else t_grid > edge_t
+            step = slope * np.clip(t_grid[beyond] - edge_t, -2 * BOUNDARY_GUARD_S, 2 * BOUNDARY_GUARD_S)
+            out[beyond] = edge_v + np.clip(step, -MAX_EXTEND_MV, MAX_EXTEND_MV)  # a wrong slope costs little
+    return out
+
+
 def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = PAGE,
                    fs: float | None = None) -> Digitized:
     """12 leads on a uniform grid at fs (default: one sample per rectified column).
 
-    Outside its window a short lead holds its own edge values, so that resampling near the edge
-    never mixes in the neighbouring lead.
+    Outside its window a short lead continues its own edge, so that resampling near the edge never
+    mixes in the neighbouring lead.
     """
     fs = float(fs or layout.px_per_s * scale)
     n = int(round(DURATION_S * fs))
@@ -40,15 +61,15 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             continue
         t, mv = row_curve_to_mv(by_row[r], scale, layout)
         if r == len(LAYOUT_ROWS) - 1:  # the rhythm strip: lead II over 10 s
-            keep = t >= BOUNDARY_GUARD_S
-            out[:, LEADS.index(RHYTHM_LEAD)] = np.interp(t_grid, t[keep], mv[keep])
+            keep = t >= START_GUARD_S
+            out[:, LEADS.index(RHYTHM_LEAD)] = interp_extend(t_grid, t[keep], mv[keep])
             continue
         for c, lead in enumerate(row_leads):
             t0, t1 = c * SHORT_LEAD_S, (c + 1) * SHORT_LEAD_S
-            keep = (t >= t0 + BOUNDARY_GUARD_S) & (t <= t1 - BOUNDARY_GUARD_S)
+            keep = (t >= t0 + (BOUNDARY_GUARD_S if c else START_GUARD_S)) & (t <= t1 - BOUNDARY_GUARD_S)
             if keep.sum() < 2:
                 continue
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:
                 continue  # lead II comes from the rhythm strip; row 2's copy is a cross-check only
-            out[:, LEADS.index(lead)] = np.interp(t_grid, t[keep], mv[keep])
+            out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep], mv[keep])
     return Digitized(out, fs)
