@@ -144,6 +144,35 @@ def _looks_sideways(small: np.ndarray) -> bool:
     return line_direction(small) < 0
 
 
+def header_gap_position(upright_small: np.ndarray) -> float | None:
+    """Where the empty band between the header text and the first printed row lies, as a fraction
+    of the ink's vertical extent (about 0.2 on an upright page, 0.8 upside down); None if unclear.
+
+    Needs no page outline, so it works on photos whose paper blends into the background.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    from .trace_reading import ink_from_rgb
+
+    ink = ink_from_rgb(upright_small, 2.0)
+    prof = uniform_filter1d(ink.sum(axis=1), max(3, len(ink) // 80))
+    cum = np.cumsum(prof) / max(prof.sum(), 1e-6)
+    a, b = int(np.searchsorted(cum, 0.01)), int(np.searchsorted(cum, 0.99))
+    if b - a < 20:
+        return None
+    core = prof[a:b]
+    empty = core < 0.12 * np.median(core[core > 0]) if (core > 0).any() else np.ones_like(core, bool)
+    # the longest empty run
+    best, best_at, run = 0, 0, 0
+    for i, e in enumerate(empty):
+        run = run + 1 if e else 0
+        if run > best:
+            best, best_at = run, i - run + 1
+    if best < 0.08 * (b - a):
+        return None
+    return (best_at + best / 2) / (b - a)
+
+
 def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tuple[int, list[float]]:
     """Quarter turns k (np.rot90 sense) the page went through; undo with np.rot90(image, -k).
 
@@ -160,4 +189,9 @@ def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tupl
         H = page_homography_from_quad(quad, layout) if quad is not None else frame_homography(up.shape[:2], layout)
         cmap = CoordinateMap.from_homography(H, (layout.height, layout.width), up.shape[:2], step=32)
         scores[k] = row_profile_score(cmap.remap(up, scale=scale), scale, layout)
+        if quad is None:
+            # no outline (a scan, or paper lost in the background): the header gap votes too
+            gap = header_gap_position(up)
+            if gap is not None:
+                scores[k] += 0.5 if gap < 0.5 else -0.5
     return int(np.argmax(scores)), scores
