@@ -34,42 +34,65 @@ def order_corners(pts: np.ndarray) -> np.ndarray:
     return np.roll(pts, -start, axis=0)
 
 
-def detect_page_quad(image: np.ndarray) -> np.ndarray | None:
-    """The paper's 4 corners in image px, or None when the paper fills the frame or is not found.
-
-    Paper = bright, low-saturation or reddish (grid) pixels in one large blob.
-    """
-    small, s = _small(image)
+def _paper_masks(small: np.ndarray) -> list[np.ndarray]:
+    """Candidate paper masks: bright and unsaturated; tinted only by the red grid (R above G, G ~ B),
+    which tells paper from beige, wood or grey backgrounds that are as bright as it; finely textured."""
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     v = hsv[..., 2].astype(np.float32)
     sat = hsv[..., 1].astype(np.float32)
     thr = max(60.0, float(np.percentile(v, 60)) * 0.75)
-    # paper is bright and nearly white; its thin red grid lines are closed over below
-    mask = ((v >= thr) & (sat <= 70)).astype(np.uint8)
+    rgb = small.astype(np.int16)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    pinkish = (r - g >= 4) & (np.abs(g - b) <= 14) & (v >= 0.5 * thr)
+    # the printed grid makes the paper finely textured where photo backgrounds are mostly smooth
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    detail = cv2.blur(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0)), (15, 15))
+    detail8 = np.clip(detail * (255.0 / max(float(detail.max()), 1e-3)), 0, 255).astype(np.uint8)
+    _, textured = cv2.threshold(detail8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return [((v >= thr) & (sat <= 70)).astype(np.uint8), pinkish.astype(np.uint8), textured]
+
+
+def _quad_from_mask(mask: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """(4 corners, how well a quadrilateral fits it) of the most page-like of the largest blobs;
+    None when there is none, or when the page fills the frame (a scan)."""
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
-    if n <= 1:
-        return None
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    area = stats[k, cv2.CC_STAT_AREA]
     h, w = mask.shape
-    if area < 0.2 * h * w:
-        return None
-    x, y, bw, bh = stats[k, :4]
-    if bw >= 0.985 * w and bh >= 0.985 * h:
-        return None  # touches every edge: a scan, the page is the frame
-    blob = (labels == k).astype(np.uint8)
-    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
-    quad = None
-    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
-        approx = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
-        if len(approx) == 4:
-            quad = approx.reshape(4, 2)
+    best, best_score = None, 0.0
+    for k in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
+        area = stats[k, cv2.CC_STAT_AREA]
+        x, y, bw, bh = stats[k, :4]
+        if area < 0.15 * h * w:
             break
-    if quad is None:
-        quad = cv2.boxPoints(cv2.minAreaRect(hull)).reshape(4, 2)
-    return order_corners(quad / s)
+        if bw >= 0.985 * w and bh >= 0.985 * h:
+            return None, 0.0  # it touches every edge: the page is the frame
+        contours, _ = cv2.findContours((labels == k).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+        quad = None
+        for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
+            approx = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
+            if len(approx) == 4:
+                quad = approx.reshape(4, 2).astype(np.float64)
+                break
+        if quad is None:
+            quad = cv2.boxPoints(cv2.minAreaRect(hull)).reshape(4, 2).astype(np.float64)
+        fill = area / max(cv2.contourArea(quad.astype(np.float32)), 1.0)
+        fill = min(fill, 1.0 / max(fill, 1e-6))
+        if fill > best_score:
+            best, best_score = quad, fill
+    return best, float(best_score)
+
+
+def detect_page_quad(image: np.ndarray) -> np.ndarray | None:
+    """The paper's 4 corners in image px, or None when the paper fills the frame or is not found."""
+    small, s = _small(image)
+    best, best_fill = None, 0.6  # a blob must fill most of its quadrilateral to count as the page
+    for mask in _paper_masks(small):
+        quad, fill = _quad_from_mask(mask)
+        if quad is not None and fill > best_fill:
+            best, best_fill = quad, fill
+    return None if best is None else order_corners(best / s)
 
 
 def page_homography_from_quad(quad: np.ndarray, layout: PaperLayout = PAGE) -> np.ndarray:
