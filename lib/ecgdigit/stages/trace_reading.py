@@ -14,6 +14,9 @@ from scipy.interpolate import PchipInterpolator
 from ..config import PAGE, PaperLayout
 
 
+PAGE_EDGE_MM = 2.0
+
+
 @dataclass
 class RowCurve:
     """The trace of one printed row: y (rectified px, sub-pixel) at every signal column x."""
@@ -38,6 +41,8 @@ def row_bands(scale: float, layout: PaperLayout = PAGE, height: int | None = Non
     for r in range(len(b)):
         top = b[r - 1] if r > 0 else b[r] - reach
         bot = b[r + 1] if r < len(b) - 1 else b[r] + reach
+        # never the page's own edge: a photo's paper border or the frame beyond it is dark
+        bot = min(bot, (layout.height - PAGE_EDGE_MM * layout.px_per_mm) * scale)
         bands.append((max(0, int(np.floor(top))), min(h, int(np.ceil(bot)))))
     return bands
 
@@ -130,7 +135,7 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
                    threshold: float = 0.3, jump_cost: float = 0.004,
-                   max_gap_mv: float = 0.5) -> RowCurve:
+                   max_gap_mv: float = 0.5, max_run_mv: float = 1.0) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
@@ -156,7 +161,10 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     dist = np.where(inked, np.abs(yy - path[None, :]), h)
     nearest = np.argmin(dist, axis=0)
     near_enough = dist[nearest, cols] <= max_gap_mv * layout.px_per_mv * scale
-    in_run = (run_id == run_id[nearest, cols][None, :]) & inked
+    # a column's stroke spans at most ~0.6 mV even on the steepest QRS: a longer run is the trace
+    # fused with noise, texture or a neighbour, so only the part near the path counts
+    reach = max_run_mv * layout.px_per_mv * scale
+    in_run = (run_id == run_id[nearest, cols][None, :]) & inked & (np.abs(yy - path[None, :]) <= reach)
     w = np.where(in_run, band, 0.0)
     wsum = w.sum(axis=0)
     y = np.where(near_enough & (wsum > 0), (w * yy).sum(axis=0) / np.maximum(wsum, 1e-6), np.nan)
