@@ -14,59 +14,18 @@
 
 # %%
 import importlib.util
-import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-T0 = time.time()
-BUNDLE_SLUG = "ecgdigit-bundle"
-MARKER = "BUNDLE_MANIFEST.json"
-WHEEL_IMPORTS = {"timm": "timm", "safetensors": "safetensors"}  # import name -> wheel name
-
-
-def find_bundle() -> Path:
-    """$ECGDIGIT_BUNDLE_DIR, else <input>/<slug>, <input>/datasets/*/<slug>, else any folder with the marker."""
-    if os.environ.get("ECGDIGIT_BUNDLE_DIR"):
-        bundle = Path(os.environ["ECGDIGIT_BUNDLE_DIR"])
-        if not (bundle / MARKER).is_file():
-            raise FileNotFoundError(f"$ECGDIGIT_BUNDLE_DIR={bundle} holds no {MARKER}")
-        return bundle
-    base = Path(os.environ.get("ECGDIGIT_KAGGLE_INPUT") or "/kaggle/input")
-    candidates = [base / BUNDLE_SLUG, *sorted(base.glob(f"datasets/*/{BUNDLE_SLUG}"))]
-    candidates += [m.parent for depth in ("*", "*/*", "*/*/*") for m in sorted(base.glob(f"{depth}/{MARKER}"))]
-    for bundle in candidates:
-        if (bundle / MARKER).is_file():
-            return bundle
-    raise FileNotFoundError(f"no {MARKER} under {base}: attach the {BUNDLE_SLUG} dataset to this notebook")
-
-
-BUNDLE = find_bundle()
-ROOTS = [BUNDLE]
-if sorted(BUNDLE.glob("*.zip")):  # Kaggle unpacks uploaded folder zips; should one stay packed, unpack it
-    ROOTS.append(Path(tempfile.mkdtemp(prefix="ecgdigit-bundle-")))
-    for archive in sorted(BUNDLE.glob("*.zip")):
-        shutil.unpack_archive(archive, ROOTS[-1] / archive.stem)
-# The shallowest folder holding the package (lib/ in the bundle) goes on sys.path.
-LIB = min((p.parent.parent for root in ROOTS for p in root.glob("**/ecgdigit/__init__.py")),
-          key=lambda p: len(p.parts))
-# Weights travel in the bundle's weights/ (beside lib/); an explicit $ECGDIGIT_WEIGHTS wins.
-WEIGHTS = sorted((p for root in ROOTS for p in root.glob("**/weights/manifest.json")), key=lambda p: len(p.parts))
-if WEIGHTS:
-    os.environ.setdefault("ECGDIGIT_WEIGHTS", str(WEIGHTS[0].parent))
-missing = [wheel for mod, wheel in WHEEL_IMPORTS.items() if importlib.util.find_spec(mod) is None]
-if missing:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet",
-                    *(f"--find-links={root / 'wheels'}" for root in ROOTS), *missing], check=True)
-sys.path.insert(0, str(LIB))
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-import ecgdigit  # noqa: E402
-
-print(f"bundle {BUNDLE} (lib {LIB}), ecgdigit {ecgdigit.__version__}, installed wheels: {missing or 'none'}")
+T0 = time.time()  # the training time is reported from here
+# The bundle's root holds ecgdigit_bootstrap.py: $ECGDIGIT_BUNDLE_DIR, else up to 3 folders into the input.
+BASE = Path(os.environ.get("ECGDIGIT_BUNDLE_DIR") or os.environ.get("ECGDIGIT_KAGGLE_INPUT") or "/kaggle/input")
+BOOT = next((p for d in range(4) for p in sorted(BASE.glob("*/" * d + "ecgdigit_bootstrap.py"))),
+            BASE / "ecgdigit_bootstrap.py")  # when absent, the FileNotFoundError below names it
+spec = importlib.util.spec_from_file_location("ecgdigit_bootstrap", BOOT)
+spec.loader.exec_module(bootstrap := importlib.util.module_from_spec(spec))
+LIB = bootstrap.setup()  # unpacks, sets $ECGDIGIT_WEIGHTS, installs missing wheels offline, lib/ on sys.path
 
 # %%
 # Parameters: the stage ("0", "1", "2" or "all") and the training variant; $ECGDIGIT_TRAIN_ARGS adds flags
@@ -88,6 +47,9 @@ except FileNotFoundError as exc:
 print("training arguments:", ARGS)
 
 # %%
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
 import torch  # noqa: E402
 
 n_gpu = torch.cuda.device_count()

@@ -55,6 +55,8 @@ def make_fake_repo(root: Path) -> Path:
     (weights / "manifest.json").write_text(json.dumps({"stage0": {"file": "stage0.safetensors", "sha256": "x"}}))
     (root / "datasets_meta").mkdir()
     shutil.copy(REPO / "datasets_meta" / "dataset-metadata.json", root / "datasets_meta")
+    (root / "tools").mkdir()
+    shutil.copy(REPO / build_bundle.BOOTSTRAP_SOURCE, root / build_bundle.BOOTSTRAP_SOURCE)
     return root
 
 
@@ -68,11 +70,12 @@ def test_bundle_deterministic_checked_and_tamper_detected(tmp_path):
     b = build_bundle.build_bundle(tmp_path / "b", repo=repo)
     assert tree_bytes(a) == tree_bytes(b), "two builds of the same tree differ"
     files = sorted(tree_bytes(a))
-    assert files == ["BUNDLE_MANIFEST.json", "dataset-metadata.json", "lib/ecgdigit/__init__.py",
-                     "lib/ecgdigit/sub/__init__.py", "lib/ecgdigit/sub/mod.py", "lib/ecgdigit/table.json",
-                     "weights/manifest.json", "weights/stage0.safetensors"]
+    assert files == ["BUNDLE_MANIFEST.json", "dataset-metadata.json", "ecgdigit_bootstrap.py",
+                     "lib/ecgdigit/__init__.py", "lib/ecgdigit/sub/__init__.py", "lib/ecgdigit/sub/mod.py",
+                     "lib/ecgdigit/table.json", "weights/manifest.json", "weights/stage0.safetensors"]
+    assert (a / "ecgdigit_bootstrap.py").read_bytes() == (repo / build_bundle.BOOTSTRAP_SOURCE).read_bytes()
     manifest = json.loads((a / "BUNDLE_MANIFEST.json").read_text())
-    assert [f["path"] for f in manifest["files"]] == sorted(f for f in files if "/" in f)
+    assert [f["path"] for f in manifest["files"]] == sorted(f for f in files if f not in build_bundle.UNLISTED)
     assert all(f["size"] == (a / f["path"]).stat().st_size for f in manifest["files"])
     report = build_bundle.check_bundle(a, repo=repo)
     assert report.ok, report.problems
@@ -85,6 +88,10 @@ def test_bundle_deterministic_checked_and_tamper_detected(tmp_path):
     assert "weights/stage0.safetensors: listed in the manifest but missing" in problems
     assert "lib/ecgdigit/stray.py: present but not in the manifest" in problems
     assert build_bundle.main(["--check", "--out", str(a)]) == 1
+
+    (repo / build_bundle.BOOTSTRAP_SOURCE).unlink()
+    with pytest.raises(build_bundle.BundleError, match="kaggle_bootstrap.py"):
+        build_bundle.build_bundle(tmp_path / "c", repo=repo)
 
 
 def test_bundle_import_check_sees_no_source_tree(tmp_path):
@@ -141,6 +148,49 @@ def test_publish_command():
     assert build_bundle.publish_command(Path("b"), None, new=True)[:3] == ["kaggle", "datasets", "create"]
     with pytest.raises(build_bundle.BundleError):
         build_bundle.publish_command(Path("b"), None, new=False)
+
+
+# ================================================================ (a') the bootstrap shipped at the bundle's root
+kaggle_bootstrap = load_tool("kaggle_bootstrap")
+
+
+def test_bootstrap_constants_match_the_kit():
+    """The bootstrap is stdlib-only (it runs before ecgdigit is importable), so it repeats two names."""
+    assert kaggle_bootstrap.BUNDLE_SLUG == config.BUNDLE_SLUG
+    assert kaggle_bootstrap.MARKER == build_bundle.MANIFEST_NAME
+    assert kaggle_bootstrap.FILE_NAME == build_bundle.BOOTSTRAP_NAME
+    tree = ast.parse((REPO / build_bundle.BOOTSTRAP_SOURCE).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_bootstrap_search_order(tmp_path, monkeypatch):
+    base = tmp_path / "input"
+    monkeypatch.delenv("ECGDIGIT_BUNDLE_DIR", raising=False)
+    monkeypatch.setenv("ECGDIGIT_KAGGLE_INPUT", str(base))
+    with pytest.raises(FileNotFoundError, match="attach the ecgdigit-bundle dataset"):
+        kaggle_bootstrap.find_bundle()
+
+    def bundle_at(rel: str) -> Path:
+        (base / rel).mkdir(parents=True)
+        (base / rel / "BUNDLE_MANIFEST.json").write_text("{}")
+        return base / rel
+
+    other = bundle_at("x/renamed")  # any folder with the marker, 1-3 deep
+    bundle_at("a/b/c/d")  # too deep to be searched
+    assert kaggle_bootstrap.find_bundle() == other
+    under_owner = bundle_at(f"datasets/someone/{config.BUNDLE_SLUG}")
+    assert kaggle_bootstrap.find_bundle() == under_owner
+    direct = bundle_at(config.BUNDLE_SLUG)
+    assert kaggle_bootstrap.find_bundle() == direct
+    monkeypatch.setenv("ECGDIGIT_BUNDLE_DIR", str(other))
+    assert kaggle_bootstrap.find_bundle() == other
+    monkeypatch.setenv("ECGDIGIT_BUNDLE_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"\$ECGDIGIT_BUNDLE_DIR=.* holds no BUNDLE_MANIFEST.json"):
+        kaggle_bootstrap.find_bundle()
+    with pytest.raises(FileNotFoundError, match="no ecgdigit/__init__.py"):
+        kaggle_bootstrap.find_lib([other])
 
 
 # ================================================================ (b) notebooks
@@ -383,8 +433,8 @@ def test_cli_datasets_version_uploads_every_bundle_file(tmp_path):
         if p.endswith("/StartBlobUpload"):
             assert stub.requests[i + 1][0] == "PUT"
     names = {json.loads(b)["name"]: puts[f"tok{stub.requests.index((m, p, b)) + 1}"] for m, p, b in starts}
-    assert set(names) == {"BUNDLE_MANIFEST.json", "lib.zip", "weights.zip", "wheels.zip"}
-    uploaded = {"BUNDLE_MANIFEST.json": names["BUNDLE_MANIFEST.json"]}
+    assert set(names) == {"BUNDLE_MANIFEST.json", "ecgdigit_bootstrap.py", "lib.zip", "weights.zip", "wheels.zip"}
+    uploaded = {name: names[name] for name in ("BUNDLE_MANIFEST.json", "ecgdigit_bootstrap.py")}
     for zname in ("lib.zip", "weights.zip", "wheels.zip"):
         with zipfile.ZipFile(io.BytesIO(names[zname])) as z:
             for info in z.infolist():
@@ -394,7 +444,7 @@ def test_cli_datasets_version_uploads_every_bundle_file(tmp_path):
     assert uploaded == on_disk, "the upload must hold every bundle file, byte for byte"
     body = json.loads(stub.requests[-1][2])
     assert (body["ownerSlug"], body["datasetSlug"]) == (OWNER, config.BUNDLE_SLUG)
-    assert body["body"]["versionNotes"] == "test notes" and len(body["body"]["files"]) == 4
+    assert body["body"]["versionNotes"] == "test notes" and len(body["body"]["files"]) == 5
 
 
 @pytest.mark.parametrize("what", ["kernel bad title", "kernel missing id", "dataset missing id"])

@@ -99,9 +99,11 @@ def test_submission_notebook_with_packed_bundle_and_env_override(kaggle_input, t
     built = base / "datasets" / "someone" / config.BUNDLE_SLUG
     packed = tmp_path / "elsewhere" / "bundle"
     packed.mkdir(parents=True)
-    shutil.copy(built / "BUNDLE_MANIFEST.json", packed)
-    for folder in sorted(p for p in built.iterdir() if p.is_dir()):
-        shutil.make_archive(str(packed / folder.name), "zip", folder)
+    for path in sorted(built.iterdir()):  # as `kaggle datasets version -r zip` uploads it: root files, folder zips
+        if path.is_dir():
+            shutil.make_archive(str(packed / path.name), "zip", path)
+        elif path.name != "dataset-metadata.json":
+            shutil.copy(path, packed)
     shutil.rmtree(built)  # only the packed copy can serve the import now
     monkeypatch.setenv("ECGDIGIT_BUNDLE_DIR", str(packed))
     monkeypatch.setenv("ECGDIGIT_PREDICTOR", "zeros")

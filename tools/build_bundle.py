@@ -5,6 +5,7 @@ Layout of the bundle folder (default build/bundle/):
     lib/ecgdigit/...          the package: .py files and the data files it reads, no caches
     weights/                  weights/manifest.json and every file it lists (absent without weights)
     wheels/                   wheels Kaggle's image may lack (with --wheels or --wheel-dir)
+    ecgdigit_bootstrap.py     tools/kaggle_bootstrap.py: the notebooks import it by path and call setup()
     BUNDLE_MANIFEST.json      git commit + every file above with sha256 and size, sorted
     dataset-metadata.json     copied from datasets_meta/ (read by the kaggle CLI, never uploaded)
 
@@ -38,6 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "build" / "bundle"
 MANIFEST_NAME = "BUNDLE_MANIFEST.json"
 DATASET_METADATA = "dataset-metadata.json"
+# Stdlib-only setup the notebooks import by path (at the root, so never inside a zip Kaggle may leave packed).
+BOOTSTRAP_SOURCE = Path("tools") / "kaggle_bootstrap.py"
+BOOTSTRAP_NAME = "ecgdigit_bootstrap.py"
 # Files beside the payload that the manifest does not list (the CLI reads and skips the metadata).
 UNLISTED = frozenset({MANIFEST_NAME, DATASET_METADATA})
 # Data files the package may read at run time; everything else in lib/ (caches, notebooks) stays out.
@@ -79,7 +83,7 @@ def git_commit(repo: Path = REPO) -> dict:
         return r.stdout.strip() if r.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--", "lib", "weights", "datasets_meta"))
+    dirty = bool(git("status", "--porcelain", "--", "lib", "weights", "datasets_meta", BOOTSTRAP_SOURCE.as_posix()))
     return {"commit": commit, "dirty": dirty}
 
 
@@ -200,6 +204,9 @@ def build_bundle(out: Path = DEFAULT_OUT, *, repo: Path = REPO, wheels: bool = F
     meta_src = repo / "datasets_meta" / DATASET_METADATA
     if not meta_src.is_file():
         raise BundleError(f"{meta_src}: missing dataset metadata")
+    bootstrap_src = repo / BOOTSTRAP_SOURCE
+    if not bootstrap_src.is_file():
+        raise BundleError(f"{bootstrap_src}: missing (the notebooks' bootstrap, shipped as {BOOTSTRAP_NAME})")
     weights_dir = Path(weights_dir) if weights_dir is not None else repo / "weights"
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +230,7 @@ def build_bundle(out: Path = DEFAULT_OUT, *, repo: Path = REPO, wheels: bool = F
             copy_wheel_dir(Path(wheel_dir), stage / "wheels")
         elif wheels:
             fetch_wheels(stage / "wheels", Path(wheel_cache) if wheel_cache else repo / "build" / "wheel_cache")
+        shutil.copyfile(bootstrap_src, stage / BOOTSTRAP_NAME)
         shutil.copyfile(meta_src, stage / DATASET_METADATA)
         write_manifest(stage, git_commit(repo))
         for path in _walk_sorted(stage):
@@ -303,6 +311,8 @@ def check_bundle(bundle: Path, *, repo: Path = REPO, import_check: bool = True) 
             report.problems.append(f"{rel}: present but not in the manifest")
     if not (bundle / "lib" / "ecgdigit" / "__init__.py").is_file():
         report.problems.append("lib/ecgdigit/__init__.py: missing")
+    if BOOTSTRAP_NAME not in listed:
+        report.problems.append(f"{BOOTSTRAP_NAME}: not in the manifest (the notebooks cannot start)")
     elif import_check and not report.problems:
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
