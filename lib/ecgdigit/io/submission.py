@@ -226,7 +226,7 @@ def write_submission(test: pd.DataFrame, predictions: Mapping[str, Mapping[str, 
         # an empty mapping is the deliberate all-fallback file (the runner's first write): not a warning
         log = logger.info if not predictions else logger.warning
         log("%d (image, lead) pair(s) had no prediction and were filled with %g, e.g. %s",
-                       n_fallback, fallback_value, fallback_examples)
+            n_fallback, fallback_value, fallback_examples)
     if n_nonfinite:
         logger.warning("%d non-finite predicted value(s) replaced by %g", n_nonfinite, fallback_value)
     report = WriteReport(n_rows=int(nrows.sum()), n_fallback_leads=n_fallback,
