@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 
 from ecgdigit import config
 from ecgdigit.digitized import Digitized

@@ -38,7 +38,7 @@ def test_same_seed_same_record_and_different_seeds_differ():
 
 def test_realistic_amplitudes_over_many_records():
     rng = np.random.default_rng(10)
-    r_v5, ptp_ii, avr_neg, t_ii = [], [], [], []
+    r_v5, ptp_ii, avr_neg = [], [], []
     for _ in range(40):
         rec = simulate_record(rng, 250, conduction="normal", rhythm="sinus", voltage_scale=1.0, **QUIET)
         r_v5.append(max(L(rec, "V4").max(), L(rec, "V5").max()))

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import LAYOUT_ROWS, LEADS, PAGE, RHYTHM_LEAD, SHORT_LEAD_S, PaperLayout
+from .config import LAYOUT_ROWS, PAGE, SHORT_LEAD_S, PaperLayout
 from .digitized import Digitized
 
 TRACE_RGB = (0, 160, 255)  # read-back signal
@@ -42,7 +42,7 @@ def overlay(rectified: np.ndarray, scale: float, digitized: Digitized, truth: Di
     for sig, rgb in ((truth, TRUTH_RGB), (digitized, TRACE_RGB)):
         if sig is None:
             continue
-        for r, lead, t0, v in _lead_segments(sig):
+        for r, _lead, t0, v in _lead_segments(sig):
             cv2.polylines(img, [_row_polyline(v, sig.fs, r, t0, draw_scale, layout)], False, rgb, 1, cv2.LINE_AA, shift=4)
     for r, leads in enumerate(LAYOUT_ROWS):
         for c, lead in enumerate(leads):
@@ -62,5 +62,3 @@ def save_overlay(path: str | Path, rectified: np.ndarray, scale: float, digitize
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return path
 
-
-__all__ = ["overlay", "save_overlay", "LEADS", "RHYTHM_LEAD"]

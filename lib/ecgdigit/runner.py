@@ -184,7 +184,7 @@ def predict_records(
             continue
         try:
             remaining = None if stop_at is None else stop_at - time.monotonic()
-            digitized = _call_with_timeout(lambda: predictor(image), remaining)
+            digitized = _call_with_timeout(lambda image=image: predictor(image), remaining)
             rows = image_rows(digitized, groups[image_id])
         except TimeoutError:
             result.stopped_by_deadline = True

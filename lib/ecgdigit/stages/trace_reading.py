@@ -148,7 +148,6 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     band = prob[a:b, xs].astype(np.float32)  # (h, n)
     h, n = band.shape
     inked = band >= threshold
-    found = inked.any(axis=0)
     baseline = layout.baselines_y[row] * scale - a
     # no ink in a column: a mild pull toward the baseline keeps the path sane through gaps
     prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
