@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -298,8 +299,13 @@ def test_set_owner_rewrites_every_id(tmp_path):
 
 
 # ================================================================ (d) the real kaggle CLI against a stub
+STUB_SUBMIT_MESSAGE = "Successfully submitted to PhysioNet - Digitization of ECG Images"
+STUB_SUBMISSION_REF = 424242
+
+
 class StubKaggle(ThreadingHTTPServer):
-    """Answers the few API calls `kernels push` and `datasets version` make; records every request."""
+    """Answers the few API calls `kernels push`, `datasets version` and `competitions submit -k` make;
+    records every request."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _StubHandler)
@@ -356,6 +362,10 @@ class _StubHandler(BaseHTTPRequestHandler):
             self._reply(200, {})
         elif path.endswith("/datasets.DatasetApiService/CreateDatasetVersion"):
             self._reply(200, {"ref": "x/y", "url": "http://localhost/datasets/x/y", "status": "ok"})
+        elif path.endswith("/competitions.CompetitionApiService/CreateCodeSubmission"):
+            self._reply(200, {"message": STUB_SUBMIT_MESSAGE, "ref": STUB_SUBMISSION_REF})
+        elif path.endswith("/competitions.CompetitionApiService/GetSubmissionLimits"):
+            self._reply(200, {"numToday": 1, "numTotal": 1, "numAllowedNow": 4})
         else:
             self._reply(404, {"code": 404, "message": f"stub does not know {path}"})
 
@@ -471,3 +481,49 @@ def test_cli_refuses_broken_metadata_before_any_request(tmp_path, what):
     assert ("Title must be at least five" if what == "kernel bad title" else "ID or slug must be specified") \
         in r.stdout + r.stderr
 
+
+
+def readme_submit_command() -> list[str]:
+    """The README's `kaggle competitions submit` line under "## On Kaggle", split like a shell would."""
+    section = (REPO / "README.md").read_text().split("## On Kaggle", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("kaggle competitions submit ")]
+    assert len(lines) == 1, f"README.md: expected one 'kaggle competitions submit' line, found {lines}"
+    return shlex.split(lines[0], comments=True)
+
+
+def test_cli_competitions_submit_readme_command(tmp_path):
+    """Runs the README's code-competition submit through the real CLI: one CreateCodeSubmission naming our
+    competition, our submission kernel (owner and slug from kernel-metadata.json), its output file, the
+    version and the message; no file is uploaded (a code competition scores the kernel's own output)."""
+    argv = readme_submit_command()
+    meta_id = json.loads((REPO / "kernel-metadata.json").read_text())["id"]
+    owner, slug = meta_id.split("/")
+    assert argv[:3] == ["kaggle", "competitions", "submit"]
+    assert argv[3] == config.COMPETITION_SLUG, "README submits to another competition than config says"
+    opts = dict(zip(argv[4::2], argv[5::2]))
+    assert len(argv[4:]) == 2 * len(opts) and set(opts) == {"-k", "-f", "-v", "-m"}, argv
+    assert opts["-k"] == f"<you>/{slug}", "README's -k must name the kernel kernel-metadata.json pushes"
+    assert opts["-f"] == "submission.csv" and opts["-v"] == "<N>"
+
+    version, message = 7, "stub submit: ecgdigit v7"
+    fill = {"<you>/" + slug: meta_id, "<N>": str(version), opts["-m"]: message}
+    args = [fill.get(a, a) for a in argv[1:]]
+    with StubKaggle() as stub:
+        r = run_kaggle(args, stub, tmp_path, cwd=tmp_path)  # no submission.csv here: nothing is uploaded
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert stub.calls() == ["POST /api/v1/competitions.CompetitionApiService/CreateCodeSubmission",
+                            "POST /api/v1/competitions.CompetitionApiService/GetSubmissionLimits"], stub.calls()
+    body = json.loads(stub.requests[0][2])
+    assert body == {"competitionName": config.COMPETITION_SLUG, "kernelOwner": owner, "kernelSlug": slug,
+                    "kernelVersion": version, "fileName": "submission.csv", "submissionDescription": message}
+    assert json.loads(stub.requests[1][2]) == {"competitionName": config.COMPETITION_SLUG}
+    assert STUB_SUBMIT_MESSAGE in r.stdout and f"Submission ref: {STUB_SUBMISSION_REF}" in r.stdout
+    assert "4 submissions remaining today." in r.stdout
+
+    # the contrast: without -v the CLI refuses a kernel submission before sending anything
+    no_version = [a for i, a in enumerate(args) if a != "-v" and (i == 0 or args[i - 1] != "-v")]
+    with StubKaggle() as stub:
+        r = run_kaggle(no_version, stub, tmp_path, cwd=tmp_path)
+    assert stub.requests == [] and r.returncode != 0
+    assert "require both the kernel name and the version number" in r.stdout + r.stderr
