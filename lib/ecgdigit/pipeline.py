@@ -1,4 +1,5 @@
-"""image -> stage 0 -> stage 1 -> stage 2 -> 12 leads. The one entry point: Pipeline.predict(image)."""
+"""image -> stage 0 -> stage 1 -> stage 2 -> 12 leads. Entry points: Pipeline.predict(image), and
+Pipeline.predict_many(images) (stage 0's orientation model batched, the same numbers)."""
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,13 @@ class Pipeline:
 
         return cls(load_stage_predictors(weights_dir, device), PipelineOptions(**options))
 
-    def run(self, image: np.ndarray, oracle_page_to_image: CoordinateMap | None = None) -> PipelineResult:
-        """All intermediate results; with an oracle map stages 0 and 1 are replaced by the truth."""
+    def run(self, image: np.ndarray, oracle_page_to_image: CoordinateMap | None = None,
+            orientation: int | None = None) -> PipelineResult:
+        """All intermediate results; with an oracle map stages 0 and 1 are replaced by the truth.
+
+        orientation: stage 0's quarter turns when already known (predict_many's batched model);
+        None -> stage 0 finds it (model where loaded, else classical).
+        """
         check_image(image)
         o = self.options
         t = {}
@@ -75,8 +81,8 @@ class Pipeline:
             s0 = Stage0Result(0, image, np.eye(3), "oracle")
             s1 = Stage1Result(oracle_page_to_image, "oracle", 0, 0.0)
         else:
-            s0 = normalize(image, o.layout, keypoint_fn=self.models.get("keypoints"),
-                           orientation_fn=self.models.get("orientation"))
+            orientation_fn = self.models.get("orientation") if orientation is None else (lambda _: orientation)
+            s0 = normalize(image, o.layout, keypoint_fn=self.models.get("keypoints"), orientation_fn=orientation_fn)
             t["stage0"] = time.perf_counter() - t0
             s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.get("grid"))
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
@@ -89,3 +95,34 @@ class Pipeline:
 
     def predict(self, image: np.ndarray) -> Digitized:
         return self.run(image).digitized
+
+    def batch_orientations(self, images: list[np.ndarray]) -> list[int | None]:
+        """Stage 0's orientation for all images in one model batch; None per image where there is no
+        batched model (or it failed): run() then finds it per image as predict() does."""
+        many = getattr(self.models.get("orientation"), "many", None)
+        if many is None or not images:
+            return [None] * len(images)
+        try:
+            return [int(k) for k in many(images)]
+        except Exception as exc:  # the per-image path still works: a batch problem costs speed only
+            logger.warning("batched orientation failed, per image instead: %r", exc)
+            return [None] * len(images)
+
+    def predict_many(self, images: list[np.ndarray]) -> list[Digitized | Exception]:
+        """predict() for each image, the orientation model run once for all; an image that fails
+        gets its exception (UnreadableImage, ...) in its slot and the others go on."""
+        out: list[Digitized | Exception | None] = [None] * len(images)
+        ok: list[int] = []
+        for i, image in enumerate(images):
+            try:
+                check_image(image)
+                ok.append(i)
+            except Exception as exc:
+                out[i] = exc
+        for i, k in zip(ok, self.batch_orientations([images[i] for i in ok])):
+            try:
+                out[i] = self.run(images[i], orientation=k).digitized
+            except Exception as exc:  # this image only
+                logger.warning("image %d of the batch failed: %r", i, exc)
+                out[i] = exc
+        return out  # type: ignore[return-value]

@@ -32,6 +32,9 @@ from .io.submission import validate_submission, write_submission
 logger = logging.getLogger(__name__)
 
 Predictor = Callable[[np.ndarray], Digitized]
+# What the runner accepts: a Predictor, or an object with predict(image) and optionally
+# predict_many(images) -> [Digitized | Exception] (ecgdigit.pipeline.Pipeline), used when batch_size > 1.
+PredictorLike = object
 Predictions = dict[str, dict[str, np.ndarray]]  # image id -> lead -> float32 rows
 
 # Env var read by default_predictor(): "pipeline" (default), "zeros" (Digitized.fallback, no weights) or
@@ -141,9 +144,21 @@ def _call_with_timeout(fn: Callable[[], Digitized], timeout_s: float | None) -> 
     return box["value"]  # type: ignore[return-value]
 
 
+def _single_predictor(predictor: PredictorLike) -> Predictor:
+    return predictor if callable(predictor) else predictor.predict  # type: ignore[attr-defined]
+
+
+def _batch_predictor(predictor: PredictorLike) -> Callable[[list[np.ndarray]], list] | None:
+    """predictor.predict_many, also for a bound Pipeline.predict (its owner's predict_many); else None."""
+    many = getattr(predictor, "predict_many", None)
+    if many is None and getattr(predictor, "__name__", "") == "predict":
+        many = getattr(getattr(predictor, "__self__", None), "predict_many", None)
+    return many if callable(many) else None
+
+
 def predict_records(
     competition,
-    predictor: Predictor,
+    predictor: PredictorLike,
     *,
     test_df: pd.DataFrame | None = None,
     stop_at: float | None = None,
@@ -151,8 +166,13 @@ def predict_records(
     on_record: Callable[[str], None] | None = None,
     progress: bool = True,
     into: RecordsResult | None = None,
+    batch_size: int = 1,
 ) -> RecordsResult:
     """Predict every image of test_df (default: the competition's test.csv) in order.
+
+    predictor: image -> Digitized, or an object with predict (and predict_many). batch_size > 1 with
+    a predict_many (see _batch_predictor): up to that many images are predicted together, each
+    image's seconds being the batch's time / its size; otherwise one image at a time.
 
     stop_at: a time.monotonic() value; no image is started after it and a running one is abandoned
     there. Images not predicted (failed, skipped by the deadline or by `limit`) are absent from
@@ -164,49 +184,99 @@ def predict_records(
     ids = _ordered_ids(test_df)
     groups = {str(k): g for k, g in test_df.groupby(test_df["id"].astype(str), sort=False)}
     result = into if into is not None else RecordsResult(predictions={})
-    bar = tqdm(ids, desc="predict", unit="img", disable=not progress, mininterval=PROGRESS_EVERY_S)
-    for k, image_id in enumerate(bar):
-        if limit is not None and k >= limit:
-            result.failures.extend((i, "skipped: limit") for i in ids[k:])
-            break
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    many = _batch_predictor(predictor) if batch_size > 1 else None
+    if batch_size > 1 and many is None:
+        logger.warning("batch_size %d: the predictor has no predict_many, one image at a time", batch_size)
+    if many is None:
+        many, batch_size = _one_by_one(_single_predictor(predictor)), 1
+    _predict_batches(competition, many, ids, groups, result, batch_size=batch_size, stop_at=stop_at,
+                     limit=limit, on_record=on_record, progress=progress)
+    return result
+
+
+def _one_by_one(predict: Predictor) -> Callable[[list[np.ndarray]], list]:
+    """A predict_many over a single-image predictor: each image's exception stays in its slot."""
+    def many(images: list[np.ndarray]) -> list:
+        out: list = []
+        for image in images:
+            try:
+                out.append(predict(image))
+            except Exception as exc:  # this image only
+                out.append(exc)
+        return out
+
+    return many
+
+
+def _predict_batches(competition, many, ids: list[str], groups: dict, result: RecordsResult, *,
+                     batch_size: int, stop_at: float | None, limit: int | None,
+                     on_record: Callable[[str], None] | None, progress: bool) -> None:
+    """predict_records() with up to batch_size images per predict_many call; the same failures,
+    fallbacks and deadline rules as one image at a time. Before each batch the deadline is checked,
+    and the batch shrinks to the images the measured seconds per image say can finish in time."""
+    end = len(ids) if limit is None else min(limit, len(ids))
+    bar = tqdm(total=len(ids), desc="predict", unit="img", disable=not progress, mininterval=PROGRESS_EVERY_S)
+    per_image_s: float | None = None  # measured on the batches so far
+    k = 0
+    while k < end:
         remaining = None if stop_at is None else stop_at - time.monotonic()
         if remaining is not None and remaining <= 0:
-            result.stopped_by_deadline = True
-            result.failures.extend((i, "skipped: deadline") for i in ids[k:])
-            logger.warning("deadline: %d of %d images keep the fallback", len(ids) - k, len(ids))
             break
+        n = min(batch_size, end - k)
+        if remaining is not None and per_image_s:
+            n = max(1, min(n, int(remaining / per_image_s)))  # one image still tries, as batch_size=1 does
+        chunk, k = ids[k:k + n], k + n
         t0 = time.monotonic()
-        try:
-            image = competition.test_image(image_id)
-        except Exception as exc:  # CompetitionFileError or any decode error: this image only
-            logger.warning("image %s: unreadable, fallback kept: %s", image_id, exc)
-            result.failures.append((image_id, f"unreadable image: {exc}"))
+        batch_ids, images = [], []
+        for image_id in chunk:
+            try:
+                images.append(competition.test_image(image_id))
+                batch_ids.append(image_id)
+            except Exception as exc:  # CompetitionFileError or any decode error: this image only
+                logger.warning("image %s: unreadable, fallback kept: %s", image_id, exc)
+                result.failures.append((image_id, f"unreadable image: {exc}"))
+        bar.update(len(chunk) - len(batch_ids))
+        if not batch_ids:
             continue
         try:
             remaining = None if stop_at is None else stop_at - time.monotonic()
-            digitized = _call_with_timeout(lambda image=image: predictor(image), remaining)
-            rows = image_rows(digitized, groups[image_id])
+            outs = _call_with_timeout(lambda images=images: many(images), remaining)
+            if len(outs) != len(images):
+                raise ValueError(f"predict_many returned {len(outs)} results for {len(images)} images")
         except TimeoutError:
-            result.stopped_by_deadline = True
-            result.failures.extend((i, "skipped: deadline") for i in ids[k:])
-            logger.warning("deadline during image %s: %d of %d images keep the fallback",
-                           image_id, len(ids) - k, len(ids))
+            k -= len(chunk) - chunk.index(batch_ids[0])  # the whole batch is lost
             break
-        except Exception as exc:  # a pipeline bug on one image must not cost the others
-            logger.warning("image %s: predictor failed, fallback kept: %r", image_id, exc)
-            result.failures.append((image_id, f"predictor error: {exc!r}"))
-            continue
-        dt = time.monotonic() - t0
-        result.predictions[image_id] = rows
-        result.seconds[image_id] = dt
-        if digitized.is_fallback:
-            result.pipeline_fallbacks.append(image_id)
-        logger.info("image %s: %.2f s%s", image_id, dt, " (fallback)" if digitized.is_fallback else "")
-        bar.set_postfix(s_per_img=f"{dt:.2f}")
-        if on_record is not None:
-            on_record(image_id)
+        except Exception as exc:  # the batch call itself failed: each of its images keeps the fallback
+            outs = [exc] * len(images)
+        dt = (time.monotonic() - t0) / len(images)
+        per_image_s = dt
+        for image_id, out in zip(batch_ids, outs):
+            try:
+                if isinstance(out, Exception):
+                    raise out
+                rows = image_rows(out, groups[image_id])
+            except Exception as exc:  # a pipeline bug on one image must not cost the others
+                logger.warning("image %s: predictor failed, fallback kept: %r", image_id, exc)
+                result.failures.append((image_id, f"predictor error: {exc!r}"))
+                continue
+            result.predictions[image_id] = rows
+            result.seconds[image_id] = dt
+            if out.is_fallback:
+                result.pipeline_fallbacks.append(image_id)
+            logger.info("image %s: %.2f s%s", image_id, dt, " (fallback)" if out.is_fallback else "")
+            if on_record is not None:
+                on_record(image_id)
+        bar.update(len(batch_ids))
+        bar.set_postfix(s_per_img=f"{dt:.2f}", batch=len(batch_ids))
     bar.close()
-    return result
+    if k < end:
+        result.stopped_by_deadline = True
+        result.failures.extend((i, "skipped: deadline") for i in ids[k:end])
+        logger.warning("deadline: %d of %d images keep the fallback", len(ids) - k, len(ids))
+    if end < len(ids):
+        result.failures.extend((i, "skipped: limit") for i in ids[end:])
 
 
 # ---------------------------------------------------------------- writing
@@ -236,11 +306,12 @@ def run_submission(
     competition=None,
     output_path: str | Path = "submission.csv",
     *,
-    predictor: Predictor | None = None,
+    predictor: PredictorLike | None = None,
     deadline_s: float | None = None,
     limit: int | None = None,
     flush_every_s: float = 60.0,
     progress: bool = True,
+    batch_size: int = 1,
 ) -> RunReport:
     """Write a valid submission.csv at once, then improve it with predictions until the deadline.
 
@@ -250,6 +321,7 @@ def run_submission(
     file exists; if loading fails every image keeps the fallback and the error is in `failures`.
     deadline_s: seconds from the call until the final file must be in place (None: no limit).
     limit: predict at most this many images (the rest keep the fallback).
+    batch_size: images predicted together where the predictor has predict_many (see predict_records).
     """
     t_start = time.monotonic()
     output_path = Path(output_path)
@@ -302,7 +374,7 @@ def run_submission(
 
         # filled in place, so that on_record's flush sees the predictions as they come
         predict_records(folder, predictor, test_df=test_df, stop_at=stop_at, limit=limit,
-                        on_record=on_record, progress=progress, into=result)
+                        on_record=on_record, progress=progress, into=result, batch_size=batch_size)
         failures.extend(result.failures)
     else:
         failures.extend((i, "predictor unavailable") for i in ids)

@@ -2,7 +2,7 @@
 
 A stage without weights in the manifest gets no callable, and the pipeline uses its classical
 version. What each callable returns is fixed by the stage that calls it:
-  orientation(image) -> k;  keypoints(upright) -> (image_pts, page_pts) | None;
+  orientation(image) -> k (with .many(images) -> [k, ...], one batch);  keypoints(upright) -> (image_pts, page_pts) | None;
   grid(normalized_page, px_per_mm) -> (N, 2) crossings;  traces(rectified) -> (4, H, W) in 0..1.
 """
 from __future__ import annotations
@@ -26,8 +26,10 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device).float().div_(255.0)
+def _to_tensor(imgs: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Equally sized RGB uint8 images -> (N, 3, H, W) float in 0..1 on device."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(imgs)))
+    return x.permute(0, 3, 1, 2).to(device).float().div_(255.0)
 
 
 def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
@@ -41,23 +43,42 @@ def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
 
 
 class _StageModel:
+    """One model on one device: inference_mode always, fp16 autocast on CUDA, the same code on CPU."""
+
     def __init__(self, model: torch.nn.Module, device: torch.device):
         self.model = model.to(device).eval()
         self.device = device
 
-    @torch.inference_mode()
     def __call__(self, img: np.ndarray) -> dict[str, np.ndarray]:
-        x = _to_tensor(img, self.device)
+        return self.batch([img])[0]
+
+    @torch.inference_mode()
+    def batch(self, imgs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Equally sized images run as ONE forward pass; one output dict per image, in order."""
+        if not imgs:
+            return []
+        shapes = {im.shape for im in imgs}
+        if len(shapes) != 1:
+            raise ValueError(f"a batch needs equally sized images, got shapes {sorted(shapes)}")
+        x = _to_tensor(imgs, self.device)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
             out = self.model(x)
-        return {k: v.float().cpu().numpy()[0] for k, v in out.items()}
+        arrays = {k: v.float().cpu().numpy() for k, v in out.items()}
+        return [{k: a[i] for k, a in arrays.items()} for i in range(len(imgs))]
 
 
 def make_orientation_fn(m: _StageModel, side: int):
-    def orientation(image: np.ndarray) -> int:
-        box, _ = letterbox(image, side)
-        return int(np.argmax(m(box)["orientation"]))
+    """orientation(image) -> k; orientation.many(images) -> [k, ...] in one batch (every image is
+    letterboxed to the same square, so any set of images batches)."""
 
+    def orientation(image: np.ndarray) -> int:
+        return orientation.many([image])[0]
+
+    def many(images: list[np.ndarray]) -> list[int]:
+        boxes = [letterbox(im, side)[0] for im in images]
+        return [int(np.argmax(o["orientation"])) for o in m.batch(boxes)]
+
+    orientation.many = many
     return orientation
 
 
