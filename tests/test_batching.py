@@ -2,7 +2,6 @@
 image at a time (tiny untrained stage-0 model, CPU)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
