@@ -152,7 +152,8 @@ def test_bad_images_keep_the_fallback_and_are_named(tmp_path, caplog):
 
 def test_notebook_matches_build_submission(model_run, folder2, weights_dir, tmp_path, monkeypatch):
     """Same folder, same weights (shipped inside the bundle): byte-identical submission files."""
-    from test_submission_notebook import cell_text, execute_notebook, load_tool
+    from helpers import load_tool
+    from test_submission_notebook import cell_text, execute_notebook
 
     build_bundle = load_tool("build_bundle")
     base = tmp_path / "input"

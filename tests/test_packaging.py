@@ -21,16 +21,8 @@ import pytest
 
 from ecgdigit import config
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO, load_tool  # noqa: E402
 OWNER = "your-kaggle-username"  # the placeholder owner the README tells to change (tools/build_notebooks.py --owner)
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 build_bundle = load_tool("build_bundle")

@@ -3,23 +3,13 @@ folder and a bundle built by tools/build_bundle.py, laid out as Kaggle mounts th
 redirected by environment variables only, and the predictor is the documented no-weights "zeros"."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from ecgdigit import config
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import REPO, load_tool  # noqa: E402
 
 
 build_bundle = load_tool("build_bundle")

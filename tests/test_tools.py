@@ -1,11 +1,8 @@
 """The command-line tools run end to end on tiny settings (tools/ is not a package: loaded by path)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,15 +12,7 @@ import pytest
 from ecgdigit.config import IMAGE_TYPES, LEADS
 from ecgdigit.io.competition_files import CompetitionFolder, read_test_csv
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import load_tool  # noqa: E402
 
 
 def test_make_synthetic_competition_writes_a_readable_folder(tmp_path, capsys):

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES, PERFECT_SCORE, PERFECT_SCORE_EARLY, paths  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES, PERFECT_SCORE, PERFECT_SCORE_EARLY, parse_image_types, paths  # noqa: E402
 from ecgdigit.digitized import Digitized, lead_rows  # noqa: E402
 from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402
@@ -248,20 +248,10 @@ def format_timing(tim: dict, n_ok: int) -> str:
 
 
 # ---------------------------------------------------------------- main
-def parse_types(text: str) -> tuple[str, ...]:
-    if text.strip().lower() == "all":
-        return tuple(IMAGE_TYPES)
-    types = tuple(t.strip() for t in text.split(",") if t.strip())
-    bad = [t for t in types if t not in IMAGE_TYPES]
-    if bad or not types:
-        raise argparse.ArgumentTypeError(f"unknown image type(s) {bad or text!r}; known: {', '.join(IMAGE_TYPES)}")
-    return types
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--per-type", type=int, default=12, help="hold-out images per image type (default 12)")
-    p.add_argument("--types", type=parse_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0001,0005")
+    p.add_argument("--types", type=parse_image_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0001,0005")
     p.add_argument("--seed", type=int, default=HOLDOUT_SEED, help=f"hold-out seed (default {HOLDOUT_SEED})")
     p.add_argument("--max-side", type=int, default=None, help="cap photo sizes (px); default: competition sizes")
     p.add_argument("--holdout-dir", type=Path, default=None,

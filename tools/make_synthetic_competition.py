@@ -17,19 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES, parse_image_types  # noqa: E402
 from ecgdigit.synth.competition_writer import WriteSummary, WriterOptions, write_competition  # noqa: E402
-
-
-def parse_types(text: str) -> tuple[str, ...]:
-    """'all' or a comma list of image type codes ('0001,0005'); unknown codes are an error."""
-    if text.strip().lower() == "all":
-        return tuple(IMAGE_TYPES)
-    types = tuple(t.strip() for t in text.split(",") if t.strip())
-    bad = [t for t in types if t not in IMAGE_TYPES]
-    if bad or not types:
-        raise argparse.ArgumentTypeError(f"unknown image type(s) {bad or text!r}; known: {', '.join(IMAGE_TYPES)}")
-    return types
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,8 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="folder to write (created; existing files are overwritten)")
     p.add_argument("--n-train", type=int, default=40, help="training records (each drawn in every --train-types)")
     p.add_argument("--n-test", type=int, default=10, help="test images (the --test-types in turn)")
-    p.add_argument("--train-types", type=parse_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0001,0003")
-    p.add_argument("--test-types", type=parse_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0005,0006")
+    p.add_argument("--train-types", type=parse_image_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0001,0003")
+    p.add_argument("--test-types", type=parse_image_types, default=tuple(IMAGE_TYPES), help="'all' or e.g. 0005,0006")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-side", type=int, default=None, help="cap photo sizes (px, long side); default: competition sizes")
     p.add_argument("--workers", type=int, default=1, help=f"processes (this machine has {os.cpu_count()} cores)")

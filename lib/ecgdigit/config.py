@@ -67,6 +67,20 @@ SCAN_SIZE: tuple[int, int] = (1652, 2138)  # (check) "about 1652 px high"; width
 PHOTO_SIZES: tuple[tuple[int, int], ...] = ((3024, 4032), (3000, 4000), (1008, 1344))  # landscape (check)
 
 
+def parse_image_types(text: str) -> tuple[str, ...]:
+    """'all' or a comma list of image type codes ('0001,0005') for command lines; unknown codes are
+    an error (argparse.ArgumentTypeError, so argparse shows the message as it is)."""
+    import argparse
+
+    if text.strip().lower() == "all":
+        return tuple(IMAGE_TYPES)
+    types = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in types if t not in IMAGE_TYPES]
+    if bad or not types:
+        raise argparse.ArgumentTypeError(f"unknown image type(s) {bad or text!r}; known: {', '.join(IMAGE_TYPES)}")
+    return types
+
+
 # ---------------------------------------------------------------- paper geometry
 @dataclass(frozen=True)
 class PaperLayout:
