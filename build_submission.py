@@ -106,5 +106,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli(argv=None) -> int:
+    """main() with the competition folder's own errors as one clear line instead of a traceback."""
+    from ecgdigit.io.competition_files import CompetitionFileError, CompetitionNotFoundError
+
+    try:
+        return main(argv)
+    except (CompetitionFileError, CompetitionNotFoundError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

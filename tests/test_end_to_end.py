@@ -6,12 +6,10 @@ Expensive things (the folder, the weights, the model run) are module-scoped and 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +19,8 @@ import pytest
 from ecgdigit import config
 from ecgdigit.io.submission import expected_ids, read_submission, validate_submission
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO, load_script  # noqa: E402
 SCORE_RE = re.compile(r"^score:\s*(\S+) dB", re.MULTILINE)
-
-
-def load_script(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 build_submission = load_script(REPO / "build_submission.py", "build_submission")
@@ -180,3 +170,11 @@ def test_notebook_matches_build_submission(model_run, folder2, weights_dir, tmp_
         diff = (a["id"] != b["id"]) | (a["value"] != b["value"])
         pytest.fail(f"notebook and build_submission differ in {int(diff.sum())} rows, e.g.\n"
                     f"{pd.concat([a[diff].head(), b[diff].head()], axis=1)}")
+
+
+def test_a_broken_test_csv_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test.csv").write_text("id,lead,fs\n1,I,500\n")
+    assert build_submission.cli(["--input", str(tmp_path), "--classical", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "test.csv") in err and "number_of_rows" in err
