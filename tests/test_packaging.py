@@ -416,6 +416,32 @@ def test_cli_kernels_push_sends_our_metadata(tmp_path):
     assert json.loads(stub.requests[0][2])["enableInternet"] is True
 
 
+def test_cli_kernels_push_sends_the_training_kernel(tmp_path):
+    """`kaggle kernels push -p kernels/train`: the training kernel's metadata and its notebook, no outputs."""
+    folder = tmp_path / "train"
+    shutil.copytree(REPO / "kernels" / "train", folder)
+    with StubKaggle() as stub:
+        r = run_kaggle(["kernels", "push", "-p", str(folder)], stub, tmp_path, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Kernel push error" not in r.stdout
+    assert stub.calls() == ["POST /api/v1/kernels.KernelsApiService/SaveKernel"], stub.calls()
+    body = json.loads(stub.requests[0][2])
+    meta = json.loads((REPO / "kernels" / "train" / "kernel-metadata.json").read_text())
+    bundle_id = json.loads((REPO / "datasets_meta" / "dataset-metadata.json").read_text())["id"]
+    assert body["slug"] == meta["id"] and body["newTitle"] == meta["title"]
+    assert body["slug"] != json.loads((REPO / "kernel-metadata.json").read_text())["id"], "not the submission"
+    assert body["language"] == "python" and body["kernelType"] == "notebook"
+    assert body["enableGpu"] is True and body.get("enableInternet", False) is False
+    assert body["datasetDataSources"] == [bundle_id]
+    assert body["competitionDataSources"] == [config.COMPETITION_SLUG]
+    nb = json.loads(body["text"])
+    ours = json.loads((REPO / "kernels" / "train" / "train.ipynb").read_text())
+    assert [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in nb["cells"]] == \
+        ["".join(c["source"]) for c in ours["cells"]]
+    assert any("ecgdigit.training.cli" in "".join(c["source"]) for c in nb["cells"])
+    assert all(c.get("outputs", []) == [] for c in nb["cells"])
+
+
 def test_cli_datasets_version_uploads_every_bundle_file(tmp_path):
     repo = make_fake_repo(tmp_path / "repo")
     wheels = tmp_path / "wheels"
