@@ -101,3 +101,12 @@ def test_lead_rows_reads_the_leads_own_window():
     assert len(rows) == 1250
     np.testing.assert_allclose(rows[0], 5.0, atol=1e-6)
     np.testing.assert_allclose(rows[-1], 5.0 + 1249 / 500, atol=1e-4)
+
+
+def test_the_rhythm_strip_cross_checks_the_short_rows_lead_ii():
+    same = lambda r, t: 0.4 * np.sin(2 * np.pi * 1.1 * t) * (r in (1, 3))  # noqa: E731
+    d = assemble_leads(read_row_curves([ink_from_rgb(_draw_rows(same))] * 4, SCALE), SCALE)
+    assert d.warnings == []
+    other = lambda r, t: 0.4 * np.sin(2 * np.pi * 1.1 * t + (2.0 if r == 1 else 0.0))  # noqa: E731
+    d = assemble_leads(read_row_curves([ink_from_rgb(_draw_rows(other))] * 4, SCALE), SCALE)
+    assert len(d.warnings) == 1 and "lead II" in d.warnings[0]

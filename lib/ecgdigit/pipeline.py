@@ -91,6 +91,8 @@ class Pipeline:
         s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.get("traces"),
                          reconcile=o.reconcile_limb_leads)
         t["stage2"] = time.perf_counter() - t1
+        for warning in s2.digitized.warnings:
+            logger.warning("%s", warning)
         return PipelineResult(s0, s1, s2, t)
 
     def predict(self, image: np.ndarray) -> Digitized:

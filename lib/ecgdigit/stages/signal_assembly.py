@@ -27,6 +27,7 @@ EDGE_SLOPE_S = 0.010  # the slope carried across a guard is measured over this m
 MAX_EXTEND_MV = 0.1
 # the calibration pulse's trailing edge (drawn 1.5x the trace width) sits right at the signal start
 START_GUARD_S = 0.024
+LEAD_II_AGREE_MV = 0.15  # RMS; readings of the same lead II further apart than this are flagged
 
 
 def interp_extend(t_grid: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -56,6 +57,7 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
     t_grid = np.arange(n) / fs
     out = np.zeros((n, len(LEADS)), np.float32)
     by_row = {c.row: c for c in curves}
+    second_ii: tuple[np.ndarray, np.ndarray] | None = None  # lead II printed again in a short row
     for r, row_leads in enumerate(LAYOUT_ROWS):
         if r not in by_row:
             continue
@@ -70,6 +72,24 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             if keep.sum() < 2:
                 continue
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:
-                continue  # lead II comes from the rhythm strip; row 2's copy is a cross-check only
+                second_ii = (t[keep], mv[keep])  # lead II comes from the rhythm strip; this copy checks it
+                continue
             out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep], mv[keep])
-    return Digitized(out, fs)
+    warnings = []
+    if second_ii is not None and RHYTHM_LEAD in LEADS:
+        gap = lead_ii_disagreement(out[:, LEADS.index(RHYTHM_LEAD)], fs, *second_ii)
+        if gap > LEAD_II_AGREE_MV:
+            warnings.append(f"lead II: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
+    return Digitized(out, fs, warnings)
+
+
+def lead_ii_disagreement(rhythm: np.ndarray, fs: float, t_copy: np.ndarray, mv_copy: np.ndarray) -> float:
+    """RMS difference (offset removed) between the rhythm strip and the short row's lead II.
+
+    Both are readings of the same 2.5 s: a large difference means one of them was misread (a lost
+    path, a wrong row, a misplaced grid), which the pipeline reports instead of hiding. Blending the
+    two was measured and did not lower the error, so the rhythm strip alone is kept.
+    """
+    ref = np.interp(t_copy, np.arange(len(rhythm)) / fs, rhythm)
+    d = mv_copy - ref
+    return float(np.sqrt(np.mean((d - np.median(d)) ** 2))) if len(d) else 0.0
