@@ -34,7 +34,7 @@ import shlex  # noqa: E402
 
 STAGE = os.environ.get("ECGDIGIT_TRAIN_STAGE", "all")
 VARIANT = os.environ.get("ECGDIGIT_TRAIN_VARIANT", "gpu")
-WORKING = Path(os.environ.get("ECGDIGIT_OUTPUT", "/kaggle/working"))
+WORKING = Path(os.environ.get("ECGDIGIT_WORKING_DIR", "/kaggle/working"))
 OUT = WORKING / "weights"
 ARGS = ["--stage", STAGE, "--variant", VARIANT, "--out", str(WORKING / "run"), "--weights-dir", str(OUT),
         "--no-progress", *shlex.split(os.environ.get("ECGDIGIT_TRAIN_ARGS", ""))]

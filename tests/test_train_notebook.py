@@ -26,7 +26,7 @@ def test_train_notebook_stage0_tiny_writes_checked_weights(tmp_path, monkeypatch
         monkeypatch.delenv(var, raising=False)
     working = tmp_path / "working"
     monkeypatch.setenv("ECGDIGIT_KAGGLE_INPUT", str(base))
-    monkeypatch.setenv("ECGDIGIT_OUTPUT", str(working))
+    monkeypatch.setenv("ECGDIGIT_WORKING_DIR", str(working))
     monkeypatch.setenv("ECGDIGIT_TRAIN_STAGE", "0")
     monkeypatch.setenv("ECGDIGIT_TRAIN_VARIANT", "tiny")
     monkeypatch.setenv("ECGDIGIT_TRAIN_ARGS", "--steps 2 --workers 0 --device cpu")
