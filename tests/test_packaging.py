@@ -387,14 +387,20 @@ def copy_submission_kernel(dst: Path) -> Path:
     return dst
 
 
-def test_cli_kernels_push_sends_our_metadata(tmp_path):
-    folder = copy_submission_kernel(tmp_path / "k")
+def push_kernel(folder: Path, tmp_path: Path) -> dict:
+    """`kaggle kernels push -p folder` against the stub: it succeeds with exactly one SaveKernel
+    request, whose JSON body is returned."""
     with StubKaggle() as stub:
         r = run_kaggle(["kernels", "push", "-p", str(folder)], stub, tmp_path, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Kernel push error" not in r.stdout
     assert stub.calls() == ["POST /api/v1/kernels.KernelsApiService/SaveKernel"], stub.calls()
-    body = json.loads(stub.requests[0][2])
+    return json.loads(stub.requests[0][2])
+
+
+def test_cli_kernels_push_sends_our_metadata(tmp_path):
+    folder = copy_submission_kernel(tmp_path / "k")
+    body = push_kernel(folder, tmp_path)
     meta = json.loads((REPO / "kernel-metadata.json").read_text())
     assert body["slug"] == meta["id"] and body["newTitle"] == meta["title"]
     assert body["language"] == "python" and body["kernelType"] == "notebook"
@@ -420,12 +426,7 @@ def test_cli_kernels_push_sends_the_training_kernel(tmp_path):
     """`kaggle kernels push -p kernels/train`: the training kernel's metadata and its notebook, no outputs."""
     folder = tmp_path / "train"
     shutil.copytree(REPO / "kernels" / "train", folder)
-    with StubKaggle() as stub:
-        r = run_kaggle(["kernels", "push", "-p", str(folder)], stub, tmp_path, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "Kernel push error" not in r.stdout
-    assert stub.calls() == ["POST /api/v1/kernels.KernelsApiService/SaveKernel"], stub.calls()
-    body = json.loads(stub.requests[0][2])
+    body = push_kernel(folder, tmp_path)
     meta = json.loads((REPO / "kernels" / "train" / "kernel-metadata.json").read_text())
     bundle_id = json.loads((REPO / "datasets_meta" / "dataset-metadata.json").read_text())["id"]
     assert body["slug"] == meta["id"] and body["newTitle"] == meta["title"]
