@@ -98,7 +98,8 @@ class SyntheticStream(IterableDataset):
         info = get_worker_info()
         worker = info.id if info is not None else 0
         rng = np.random.default_rng(stream_seed(self.seed, self.start_step, self.rank, worker))
-        torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
+        if info is not None:  # in a worker only: with workers=0 this runs in the training process itself
+            torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
         n = 0
         d = self.cfg.data
         while True:
