@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..training.targets import letterbox
+from ..training.targets import input_coords, letterbox
+from .heatmaps import heatmap_peak, heatmap_peaks, sigmoid
 from .weights_io import load_stage_model
 
 logger = logging.getLogger(__name__)
@@ -30,16 +31,6 @@ def _to_tensor(imgs: list[np.ndarray], device: torch.device) -> torch.Tensor:
     """Equally sized RGB uint8 images -> (N, 3, H, W) float in 0..1 on device."""
     x = torch.from_numpy(np.ascontiguousarray(np.stack(imgs)))
     return x.permute(0, 3, 1, 2).to(device).float().div_(255.0)
-
-
-def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
-    """(x, y, peak value) with a 3x3 weighted sub-pixel refinement."""
-    i, j = np.unravel_index(int(np.argmax(hm)), hm.shape)
-    y0, y1, x0, x1 = max(0, i - 1), min(hm.shape[0], i + 2), max(0, j - 1), min(hm.shape[1], j + 2)
-    w = np.clip(hm[y0:y1, x0:x1], 0, None)
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    tot = float(w.sum()) or 1.0
-    return float((w * xs).sum() / tot), float((w * ys).sum() / tot), float(hm[i, j])
 
 
 class _StageModel:
@@ -85,13 +76,13 @@ def make_orientation_fn(m: _StageModel, side: int):
 def make_keypoint_fn(m: _StageModel, side: int, page_positions: np.ndarray, min_peak: float = 0.3):
     def keypoints(upright: np.ndarray):
         box, f = letterbox(upright, side)
-        hm = 1.0 / (1.0 + np.exp(-m(box)["keypoints"]))  # logits -> 0..1
+        hm = sigmoid(m(box)["keypoints"])
         stride = box.shape[0] / hm.shape[1]
         img_pts, page_pts = [], []
         for k in range(hm.shape[0]):
             x, y, v = heatmap_peak(hm[k])
             if v >= min_peak:
-                img_pts.append(((x + 0.5) * stride - 0.5, (y + 0.5) * stride - 0.5))
+                img_pts.append(input_coords(np.array([x, y]), stride))
                 page_pts.append(page_positions[k])
         if len(img_pts) < 4:
             return None
@@ -102,17 +93,11 @@ def make_keypoint_fn(m: _StageModel, side: int, page_positions: np.ndarray, min_
 
 
 def make_grid_fn(m: _StageModel, min_peak: float = 0.3):
-    from scipy.ndimage import maximum_filter
-
     def crossings(page: np.ndarray, px_per_mm: float) -> np.ndarray:
-        hm = 1.0 / (1.0 + np.exp(-m(page)["gridpoints"][0]))
+        hm = sigmoid(m(page)["gridpoints"][0])
         stride = page.shape[0] / hm.shape[0]
         win = max(3, int(px_per_mm * 5 / stride / 2) | 1)  # half a major square
-        peaks = (hm == maximum_filter(hm, size=win)) & (hm >= min_peak)
-        ys, xs = np.nonzero(peaks)
-        pts = [heatmap_peak(hm[max(0, y - 2):y + 3, max(0, x - 2):x + 3])[:2] for y, x in zip(ys, xs)]
-        pts = np.array([(px + max(0, x - 2), py + max(0, y - 2)) for (px, py), y, x in zip(pts, ys, xs)])
-        return (pts + 0.5) * stride - 0.5 if len(pts) else np.zeros((0, 2))
+        return input_coords(heatmap_peaks(hm, min_peak, win), stride)
 
     return crossings
 
@@ -128,7 +113,7 @@ def make_traces_fn(m: _StageModel, work_scale: float, read_scale: float):
     def traces(rectified: np.ndarray) -> np.ndarray:
         f = work_scale / read_scale
         small = cv2.resize(rectified, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        prob = 1.0 / (1.0 + np.exp(-m(small)["traces"]))
+        prob = sigmoid(m(small)["traces"])
         h, w = rectified.shape[:2]
         ink = ink_from_rgb(rectified, 2.0 * read_scale)
         return np.stack([np.minimum(ink, cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) * 1.5) for p in prob])

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..models.heatmaps import heatmap_peak, heatmap_peaks, sigmoid
 from ..models.stage_models import build_model
 from ..models.weights_io import save_weights
 from . import data as D
@@ -164,42 +164,6 @@ def predict(model, x: np.ndarray, dev: torch.device, tile_h: int | None = None, 
     return outs
 
 
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(v, -30, 30)))
-
-
-def heatmap_peak(hm: np.ndarray) -> tuple[float, float, float]:
-    """(x, y, value) of a map's maximum, refined by a parabola through its neighbours (map coords)."""
-    iy, ix = np.unravel_index(int(np.argmax(hm)), hm.shape)
-    x, y = float(ix), float(iy)
-    if 0 < ix < hm.shape[1] - 1:
-        l, c, r = hm[iy, ix - 1], hm[iy, ix], hm[iy, ix + 1]
-        d = l - 2 * c + r
-        x += 0.5 * (l - r) / d if d < 0 else 0.0
-    if 0 < iy < hm.shape[0] - 1:
-        u, c, b = hm[iy - 1, ix], hm[iy, ix], hm[iy + 1, ix]
-        d = u - 2 * c + b
-        y += 0.5 * (u - b) / d if d < 0 else 0.0
-    return x, y, float(hm[iy, ix])
-
-
-def heatmap_peaks(hm: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """(N, 2) local maxima (3x3) above threshold, refined by the 3x3 weighted centroid (map coords)."""
-    t = torch.from_numpy(hm[None, None])
-    mx = F.max_pool2d(t, 3, 1, 1)[0, 0].numpy()
-    ys, xs = np.nonzero((hm >= mx) & (hm > threshold))
-    if len(xs) == 0:
-        return np.zeros((0, 2))
-    pad = np.pad(hm, 1)
-    dy, dx = np.mgrid[-1:2, -1:2]
-    pts = []
-    for x, y in zip(xs, ys):
-        w = pad[y:y + 3, x:x + 3]
-        s = w.sum()
-        pts.append((x + (w * dx).sum() / s, y + (w * dy).sum() / s))
-    return np.asarray(pts, np.float64)
-
-
 # ---------------------------------------------------------------- validation
 class Validator:
     """The fixed hold-out of a stage, prepared once, and its metrics for a model."""
@@ -257,7 +221,7 @@ class Validator:
         radius = 0.35 * PAGE.grid_major_px * self.cfg.scale
         for x, tgt in self.prepared:
             out = predict(model, x, dev)
-            pred = T.input_coords(heatmap_peaks(_sigmoid(out["gridpoints"][0])), self.stride)
+            pred = T.input_coords(heatmap_peaks(sigmoid(out["gridpoints"][0])), self.stride)
             truth = T.input_coords(heatmap_peaks(tgt["gridpoints"][0], 0.999), self.stride)
             total += len(truth)
             n_pred += len(pred)
@@ -295,7 +259,7 @@ class Validator:
         preds, ink_preds = {}, {}
         for i, ((x, _), it) in enumerate(zip(self.prepared, self.items)):
             out = predict(model, x, dev, tile_h=tile)["traces"]
-            probs = _sigmoid(out)
+            probs = sigmoid(out)
             if self.stride > 1:
                 probs = np.repeat(np.repeat(probs, self.stride, 1), self.stride, 2)[:, : x.shape[1], : x.shape[2]]
             preds[f"h{i}"] = self._read(probs, it.syn.record.fs)
