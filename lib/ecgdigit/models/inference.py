@@ -103,19 +103,16 @@ def make_grid_fn(m: _StageModel, min_peak: float = 0.3):
 
 
 def make_traces_fn(m: _StageModel, work_scale: float, read_scale: float):
-    """Row ownership from the model at work_scale, multiplied into the ink at reading scale.
+    """Row ownership from the model at work_scale, multiplied into stage 2's ink at reading scale.
 
     The model says which row a dark pixel belongs to (where rows overlap, text, stains); the
     full-resolution pixels say exactly where it is.
     """
-    from ..stages.trace_reading import ink_from_rgb
-
-    def traces(rectified: np.ndarray) -> np.ndarray:
+    def traces(rectified: np.ndarray, ink: np.ndarray) -> np.ndarray:
         f = work_scale / read_scale
         small = cv2.resize(rectified, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         prob = sigmoid(m(small)["traces"])
-        h, w = rectified.shape[:2]
-        ink = ink_from_rgb(rectified, 2.0 * read_scale)
+        h, w = ink.shape
         return np.stack([np.minimum(ink, cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) * 1.5) for p in prob])
 
     return traces

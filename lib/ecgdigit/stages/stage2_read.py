@@ -29,13 +29,15 @@ def rectify_for_reading(image: np.ndarray, page_to_image: CoordinateMap, scale: 
 
 def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE, row_prob_fn=None,
                 reconcile: bool = True) -> Stage2Result:
-    """row_prob_fn(rectified) -> (N_ROWS, H, W) probabilities; default: the model-free ink map."""
-    if row_prob_fn is not None:
-        probs = row_prob_fn(rectified)
-    else:
-        stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
-        ink = suppress_labels(ink_from_rgb(rectified, stroke), scale, layout)
-        probs = [ink] * N_ROWS  # one map shared by every row; each row reads its own band
+    """row_prob_fn(rectified, ink) -> (N_ROWS, H, W) probabilities; default: the ink map itself.
+
+    The ink (flat-fielded, text zones removed) is computed once here, so a model only decides which
+    row owns it and every path reads the same pixels.
+    """
+    stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
+    ink = suppress_labels(ink_from_rgb(rectified, stroke), scale, layout)
+    # default: one map shared by every row; each row reads its own band
+    probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * N_ROWS
     curves = read_row_curves(probs, scale, layout)
     digitized = assemble_leads(curves, scale, layout)
     if reconcile:
