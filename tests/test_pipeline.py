@@ -35,13 +35,15 @@ def test_oracle_geometry_and_masks_give_back_the_signal():
         s = _score(rec, p.run(im.image, oracle_page_to_image=im.page_to_image).digitized)
         lin.append(s.snr_linear)
         dbs.append(s.snr_db)
-    assert 10 * np.log10(np.mean(lin)) >= 30.0, dbs
-    assert min(dbs) >= 18.0, dbs
+    # the masks are exact 1-px strokes at 2x: what a 2x reading can resolve of these signals
+    # (their QRS and noise are sharper than a column) bounds the score, not the arithmetic
+    assert 10 * np.log10(np.mean(lin)) >= 27.0, dbs
+    assert min(dbs) >= 21.0, dbs
 
 
 def test_classical_reading_with_oracle_geometry_on_a_clean_page():
     rec, im = _image(1, "0001")
-    assert _score(rec, Pipeline().run(im.image, oracle_page_to_image=im.page_to_image).digitized).snr_db >= 15.0
+    assert _score(rec, Pipeline().run(im.image, oracle_page_to_image=im.page_to_image).digitized).snr_db >= 28.0
 
 
 def test_full_classical_pipeline_on_a_turned_colour_scan():
@@ -57,7 +59,7 @@ def test_full_classical_pipeline_on_a_turned_colour_scan():
     got = res.stage1.page_to_image(pts)
     got_in_image = np.stack([upright_w - 1 - got[:, 0], upright_h - 1 - got[:, 1]], axis=1)  # rot90 twice
     assert np.abs(got_in_image - truth).max() < 1.5
-    assert _score(rec, res.digitized).snr_db >= 12.0
+    assert _score(rec, res.digitized).snr_db >= 18.0
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -100,6 +100,25 @@ def test_calibration_pulse_and_ticks():
         assert tick_rows[:, int(PAGE.time_to_x(1.0))].max() < 5
 
 
+def test_real_stroke_widths_match_the_printed_pens():
+    """matplotlib's widths: trace 0.75 pt = 2.08 px, pulse 1.5x, tick 3x (cv2 AA lines drew 3.4 px)."""
+    rec = EcgRecord("zero", 500, np.zeros((5000, 12), np.float32))
+    page = render_page(rec, style=PLAIN)
+    cov = _darkness(page) / 255.0
+    trace_w = PAGE.trace_line_pt * PAGE.px_per_pt
+    for r in range(3):
+        base = int(round(PAGE.baselines_y[r]))
+        xs = [int(PAGE.time_to_x(t)) for t in (1.0, 3.7, 6.2, 8.8)]
+        widths = cov[base - 6:base + 7, xs].sum(axis=0)
+        assert np.allclose(widths, trace_w, rtol=0.03), widths
+        top = int(round(PAGE.mv_to_y(r, PAGE.calib_mv)))
+        pulse_w = cov[top - 6:top + 7, int(round((PAGE.calib_x0 + PAGE.signal_x0) / 2))].sum()
+        assert pulse_w == pytest.approx(1.5 * trace_w, rel=0.03)
+        xt = int(round(PAGE.signal_x0 + PAGE.column_width))
+        tick_w = cov[base - 15, xt - 8:xt + 9].sum()  # a row crossing the tick above the trace
+        assert tick_w == pytest.approx(3.0 * trace_w, rel=0.03)
+
+
 def test_rhythm_strip_is_lead_ii_and_rows_follow_layout():
     rec = simulate_record(np.random.default_rng(4), 256)
     page = render_page(rec, np.random.default_rng(0))

@@ -68,7 +68,9 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             continue
         for c, lead in enumerate(row_leads):
             t0, t1 = c * SHORT_LEAD_S, (c + 1) * SHORT_LEAD_S
-            keep = (t >= t0 + (BOUNDARY_GUARD_S if c else START_GUARD_S)) & (t <= t1 - BOUNDARY_GUARD_S)
+            # the last column's end has no tick and no next lead: nothing to guard against
+            end_guard = BOUNDARY_GUARD_S if c < len(row_leads) - 1 else 0.0
+            keep = (t >= t0 + (BOUNDARY_GUARD_S if c else START_GUARD_S)) & (t <= t1 - end_guard)
             if keep.sum() < 2:
                 continue
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:

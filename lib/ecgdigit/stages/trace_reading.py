@@ -12,7 +12,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from ..config import PAGE, PaperLayout
-
+from .stroke_envelope import EDGE_LEVEL, centre_line, column_edges, pen_radius
 
 PAGE_EDGE_MM = 2.0
 
@@ -134,72 +134,46 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 
 
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
-                   threshold: float = 0.3, jump_cost: float = 0.004,
-                   max_gap_mv: float = 0.5, max_run_mv: float = 1.0) -> RowCurve:
+                   threshold: float = 0.3, level: float = EDGE_LEVEL, jump_cost: float = 0.004,
+                   max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
-    rows' spikes, text); the sub-pixel y is then the probability-weighted centre of the inked run
-    that holds the path, which for a steep segment is the value at the column's centre.
+    rows' spikes, text). The stroke around the path (its runs in that column, joined across gaps
+    up to merge_gap_mv: a spike's up- and down-stroke share the columns near its apex) gives a top
+    and bottom edge, from which the pen's centre line is recovered (stroke_envelope.py).
     """
     a, b = row_bands(scale, layout, prob.shape[0])[row]
     xs = signal_columns(scale, layout)
     xs = xs[xs < prob.shape[1]]
     band = prob[a:b, xs].astype(np.float32)  # (h, n)
     h, n = band.shape
-    inked = band >= threshold
+    inked = band >= threshold  # below the edge level: a thin stroke's steep columns are faint
     baseline = layout.baselines_y[row] * scale - a
     # no ink in a column: a mild pull toward the baseline keeps the path sane through gaps
     prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
     path = _best_path(1.0 - band + prior, jump_cost)
 
-    # the inked run nearest the path in each column (the path may cut a spike's corner)
     yy = np.arange(h)[:, None]
     cols = np.arange(n)
-    run_id = np.cumsum(~inked, axis=0)  # constant inside each run of inked pixels
-    dist = np.where(inked, np.abs(yy - path[None, :]), h)
-    nearest = np.argmin(dist, axis=0)
-    near_enough = dist[nearest, cols] <= max_gap_mv * layout.px_per_mv * scale
-    # a column's stroke spans at most ~0.6 mV even on the steepest QRS: a longer run is the trace
-    # fused with noise, texture or a neighbour, so only the part near the path counts
-    reach = max_run_mv * layout.px_per_mv * scale
-    in_run = (run_id == run_id[nearest, cols][None, :]) & inked & (np.abs(yy - path[None, :]) <= reach)
-    w = np.where(in_run, band, 0.0)
-    wsum = w.sum(axis=0)
-    y = np.where(near_enough & (wsum > 0), (w * yy).sum(axis=0) / np.maximum(wsum, 1e-6), np.nan)
-    y = _sharpen_extrema(y, in_run)
-    ok = np.isfinite(y)
-    if ok.sum() >= 2:
-        y = fill_gaps(y, ok)
-    else:
-        y = np.full(n, baseline, np.float64)
-    return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
-
-
-def _sharpen_extrema(y: np.ndarray, in_run: np.ndarray) -> np.ndarray:
-    """At a narrow peak or trough the column holds both strokes; its centroid sits halfway down them.
-
-    Where both neighbours lie on the same side, the sample is the run's far end (less half the
-    stroke width), not its centre: a 1.5 mV R wave is otherwise read ~0.4 mV short.
-    """
-    h = in_run.shape[0]
-    any_ink = in_run.any(axis=0)
-    top = np.where(any_ink, np.argmax(in_run, axis=0), 0).astype(np.float64)
-    bot = np.where(any_ink, h - 1 - np.argmax(in_run[::-1], axis=0), 0).astype(np.float64)
-    length = bot - top + 1
-    if not any_ink.any():
-        return y
-    stroke = float(np.median(length[any_ink]))
-    half_stroke = 0.5 * stroke
-    steep = length > 3 * stroke
-    # the column whose run reaches highest (lowest) among its neighbours holds the peak (trough)
-    peak = steep & (top < np.roll(top, 1)) & (top <= np.roll(top, -1))
-    trough = steep & (bot > np.roll(bot, 1)) & (bot >= np.roll(bot, -1))
-    peak[[0, -1]] = trough[[0, -1]] = False
-    out = y.copy()
-    out[peak] = np.minimum(y[peak], top[peak] + half_stroke)
-    out[trough] = np.maximum(y[trough], bot[trough] - half_stroke)
-    return out
+    px_mv = layout.px_per_mv * scale
+    gap = max(1, int(round(merge_gap_mv * px_mv)))
+    joined = cv2.morphologyEx(inked.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8)).astype(bool)
+    run_id = np.cumsum(~joined, axis=0)  # constant inside each joined run
+    dist = np.where(joined, np.abs(yy - path[None, :]), h)
+    nearest = np.argmin(dist, axis=0)  # the run nearest the path (the path may cut a spike's corner)
+    near_enough = dist[nearest, cols] <= max_gap_mv * px_mv
+    # more than max_run_mv from the path is a neighbour's spike, texture or text fused with the stroke
+    member = ((run_id == run_id[nearest, cols][None, :]) & inked
+              & (np.abs(yy - path[None, :]) <= max_run_mv * px_mv))
+    ok = near_enough & member.any(axis=0)
+    if ok.sum() < 2:
+        return RowCurve(row=row, x=xs.astype(np.float64), y=np.full(n, baseline + a, np.float64), found=ok)
+    top, bottom = column_edges(band, member, level)
+    top, bottom = fill_gaps(top, ok), fill_gaps(bottom, ok)
+    y = centre_line(top, bottom, pen_radius(top[ok], bottom[ok]))
+    y[~ok] = np.nan
+    return RowCurve(row=row, x=xs.astype(np.float64), y=fill_gaps(y, ok) + a, found=ok)
 
 
 def fill_gaps(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -211,6 +185,42 @@ def fill_gaps(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+SHARED_INK_MV = 0.05  # two rows' curves this close in a column are reading the same stroke
+MIN_SHARED_COLUMNS = 3
+
+
 def read_row_curves(probs, scale: float, layout: PaperLayout = PAGE, **kw) -> list[RowCurve]:
-    """probs: (N_ROWS, H, W) array or a sequence of N_ROWS (H, W) maps (they may be one shared map)."""
-    return [read_row_curve(probs[r], r, scale, layout, **kw) for r in range(len(probs))]
+    """probs: (N_ROWS, H, W) array or a sequence of N_ROWS (H, W) maps (they may be one shared map).
+
+    A tall wave reaches into the neighbouring row's band, and that row's path may take the short
+    cut over it instead of climbing its own spike. Where two rows' curves share a stroke, the one
+    that jumped onto it is read again without the other's stroke.
+    """
+    curves = [read_row_curve(probs[r], r, scale, layout, **kw) for r in range(len(probs))]
+    share = SHARED_INK_MV * layout.px_per_mv * scale
+    for r in range(len(curves) - 1):
+        a, b = curves[r], curves[r + 1]
+        shared = a.found & b.found & (np.abs(a.y - b.y) < share)
+        if shared.sum() < MIN_SHARED_COLUMNS:
+            continue
+        intruder, owner = (r, r + 1) if _jump_into(a.y, shared) > _jump_into(b.y, shared) else (r + 1, r)
+        masked = _without_curve(probs[intruder], curves[owner], 2 * share)
+        curves[intruder] = read_row_curve(masked, intruder, scale, layout, **kw)
+    return curves
+
+
+def _jump_into(y: np.ndarray, shared: np.ndarray) -> float:
+    """The largest one-column step of y next to the shared columns (an intruder arrives by a jump)."""
+    near = np.convolve(shared.astype(np.float32), np.ones(5, np.float32), mode="same") > 0
+    steps = np.abs(np.diff(y, prepend=y[0]))
+    return float(steps[near].max()) if near.any() else 0.0
+
+
+def _without_curve(prob: np.ndarray, curve: RowCurve, half_px: float) -> np.ndarray:
+    """prob with curve's stroke (where it saw ink) set to zero: half_px around it, and on a steep
+    part the column's whole run (the curve's step to its neighbours)."""
+    out = np.array(prob, dtype=np.float32, copy=True)
+    reach = half_px + np.abs(np.gradient(curve.y))
+    for x, y, d in zip(curve.x.astype(np.int64)[curve.found], curve.y[curve.found], reach[curve.found]):
+        out[max(0, int(y - d)):max(0, int(np.ceil(y + d)) + 1), x] = 0.0
+    return out

@@ -10,6 +10,10 @@ Drawing choices that mirror ECG-image-kit (src/ecg_image_generator/ecg_plot.py):
 - the calibration pulse is ECG-image-kit's 0, 0, 1 ... 1, 0, 0 pulse sampled at fs over 0.2 s + 4
   samples from calib_x0, 1.5 x the trace width; the column tick is centred on the baseline, 3 x the
   trace width; lead names sit with their text baseline label_offset_mv below the row baseline;
+- every stroke (trace, pulse, tick) is drawn at its true real width with round joins and caps by
+  stroke.py: cv2's anti-aliased lines only come in real widths of about 1.38, 3.38, 5.38 ... px
+  (measured, thickness t: 1.38 for t=1, 2*floor((t+1)/2) + 1.38 for t > 1), so the 0.75 pt = 2.08 px
+  trace came out 3.4 px wide and no t gives the 3.1 px pulse or the 6.2 px tick;
 - '25mm/s' and '10mm/mV' at (2 s, 0.5 mV) and (4 s, 0.5 mV) from the bottom-left corner; optional
   header lines from the top-left corner; the axes frame is a 0.8 pt black line on the page edge.
 """
@@ -26,11 +30,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..config import DURATION_S, LAYOUT_ROWS, N_COLUMNS, PAGE, SHORT_LEAD_S, PaperLayout
+from .stroke import stroke_band
 from .truth import EcgRecord, RenderedPage
 
 logger = logging.getLogger(__name__)
 
-_SHIFT = 4  # cv2 fixed-point bits: 1/16 px vertex precision
 _FRAME_PT = 0.8  # matplotlib's default axes-frame (spine) width
 _CALIB_WIDTH_FACTOR = 1.5
 _TICK_WIDTH_FACTOR = 3.0
@@ -201,12 +205,16 @@ def _to_page(layout: PaperLayout, row: int, t: np.ndarray, mv: np.ndarray) -> np
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
-def _fixed(pts: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    return np.round(np.asarray(pts, dtype=np.float64) * scale * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-
-
-def _thickness(width_px: float) -> int:
-    return max(1, int(round(width_px)))
+def _paint(img: np.ndarray, pts: np.ndarray, width_px: float, grey: int) -> None:
+    """Blend one stroke (true width, round joins) into the RGB uint8 image in grey, in place."""
+    res = stroke_band(pts, width_px, img.shape[:2])
+    if res is None:
+        return
+    i0, j0, a = res
+    ii, jj = np.nonzero(a)  # the stroke fills a few % of its bounding band: blend only those pixels
+    cov = a[ii, jj][:, None]
+    ii, jj = ii + i0, jj + j0
+    img[ii, jj] = np.round(img[ii, jj] * (1 - cov) + grey * cov).astype(np.uint8)
 
 
 def _calibration_pulse(layout: PaperLayout, row: int, fs: int) -> np.ndarray:
@@ -231,7 +239,6 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
     style = draw_style(rng, layout) if style is None else style
     img = np.array(grid_image(layout, style.snap_grid))  # writable copy
     grey = int(np.clip(style.trace_grey, 0, 255))
-    colour = (grey, grey, grey)
     trace_w = layout.trace_line_pt * layout.px_per_pt
 
     rows = row_polylines(record, layout)
@@ -239,20 +246,18 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
     for r, segs in enumerate(rows):
         traces.append(np.concatenate(segs, axis=0))
         drawn = [traces[-1]] if style.connect_columns else segs
-        cv2.polylines(img, [_fixed(s) for s in drawn], False, colour, _thickness(trace_w), cv2.LINE_AA, _SHIFT)
+        for s in drawn:
+            _paint(img, s, trace_w, grey)
         if style.show_calibration:
-            pulse = _calibration_pulse(layout, r, record.fs)
-            cv2.polylines(img, [_fixed(pulse)], False, colour, _thickness(_CALIB_WIDTH_FACTOR * trace_w),
-                          cv2.LINE_AA, _SHIFT)
+            _paint(img, _calibration_pulse(layout, r, record.fs), _CALIB_WIDTH_FACTOR * trace_w, grey)
         if style.show_ticks and len(segs) > 1:
             half = 0.5 * layout.column_tick_mv * layout.px_per_mv
             y0 = layout.baselines_y[r]
             for c in range(1, N_COLUMNS):
                 # at the end of column c-1: t = 2.5 (c-1) + n_short / fs
                 x = layout.time_to_x((c - 1) * SHORT_LEAD_S + int(SHORT_LEAD_S * record.fs) / record.fs)
-                tick = np.array([[x, y0 - half], [x, y0 + half]])
-                cv2.polylines(img, [_fixed(tick)], False, colour, _thickness(_TICK_WIDTH_FACTOR * trace_w),
-                              cv2.LINE_AA, _SHIFT)
+                tick = np.array([[x, y0 - half], [x, y0 + half]])  # a vertical jump: x-monotone
+                _paint(img, tick, _TICK_WIDTH_FACTOR * trace_w, grey)
 
     font = _font(layout.label_font_pt * layout.px_per_pt)
     label_boxes: dict[str, tuple[float, float, float, float]] = {}
@@ -286,14 +291,18 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
 def trace_masks(page: RenderedPage, scale: float = 1.0, width_px: float | None = None) -> np.ndarray:
     """(n_rows, H*scale, W*scale) uint8 0..255: each printed row's trace alone, anti-aliased.
 
-    width_px is the stroke width in OUTPUT pixels (default: the printed trace width times scale).
+    width_px is the real stroke width in OUTPUT pixels (default: the printed trace width times scale),
+    drawn exactly as render_page draws the trace (stroke.py).
     """
     lay = page.layout
     h, w = int(round(lay.height * scale)), int(round(lay.width * scale))
     width = lay.trace_line_pt * lay.px_per_pt * scale if width_px is None else width_px
     out = np.zeros((len(page.traces), h, w), dtype=np.uint8)
     for r, pts in enumerate(page.traces):
-        cv2.polylines(out[r], [_fixed(pts, scale)], False, 255, _thickness(width), cv2.LINE_AA, _SHIFT)
+        res = stroke_band(pts, width, (h, w), scale)
+        if res is not None:
+            i0, j0, a = res
+            out[r, i0:i0 + a.shape[0], j0:j0 + a.shape[1]] = np.round(a * 255).astype(np.uint8)
     return out
 
 

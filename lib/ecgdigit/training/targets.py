@@ -23,12 +23,12 @@ import numpy as np
 from ..config import LAYOUT_ROWS, PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap, apply_homography
 from ..geometry.orientation import undo_orientation
+from ..synth.stroke import add_stroke
 from ..synth.truth import RenderedPage, SyntheticImage
 
 logger = logging.getLogger(__name__)
 
 LETTERBOX_PAD = 0  # stage-0 pad value (uint8): black, unlike any paper
-TRACE_SHIFT = 4  # cv2 fixed-point bits, as render.trace_masks draws
 # Signal-area box used for the 4 corner key points: from 3 mV above the first row's baseline to 1 mV
 # below the rhythm strip's baseline, over the 10 s of signal.
 AREA_TOP_MV = 3.0
@@ -204,17 +204,35 @@ def remap_window(cmap: CoordinateMap, image: np.ndarray, scale: float, x0: int, 
 
 
 def draw_polylines(polys: list[np.ndarray], shape: tuple[int, int], width_px: float) -> np.ndarray:
-    """(len(polys), h, w) uint8 0..255, each polyline (output px) drawn as render.trace_masks does."""
+    """(len(polys), h, w) uint8 0..255, each polyline (output px) drawn as render.trace_masks does:
+    real width `width_px`, round joins. A warp may bend a line back in x: such a polyline is drawn
+    as its x-monotone pieces (stroke.py draws x-monotone polylines)."""
     out = np.zeros((len(polys), *shape), np.uint8)
-    thick = max(1, int(round(width_px)))
     for k, p in enumerate(polys):
         p = np.asarray(p, np.float64)
         p = p[np.isfinite(p).all(1)]
         if len(p) < 2:
             continue
-        fixed = np.round(p * (1 << TRACE_SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out[k], [fixed], False, 255, thick, cv2.LINE_AA, TRACE_SHIFT)
+        cov = np.zeros(shape, np.float32)
+        for piece in x_monotone_pieces(p):
+            add_stroke(cov, piece, width_px)
+        out[k] = np.rint(cov * 255).astype(np.uint8)
     return out
+
+
+def x_monotone_pieces(p: np.ndarray) -> list[np.ndarray]:
+    """Split a polyline where x turns back; each piece ordered by increasing x, joints shared."""
+    dx = np.sign(np.diff(p[:, 0]))
+    # a zero step (vertical) continues the current direction
+    for i in range(1, len(dx)):
+        if dx[i] == 0:
+            dx[i] = dx[i - 1]
+    cuts = np.flatnonzero(dx[1:] * dx[:-1] < 0) + 1
+    pieces = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(p) - 1]):
+        piece = p[a:b + 1]
+        pieces.append(piece[::-1] if piece[-1, 0] < piece[0, 0] else piece)
+    return pieces
 
 
 def upright_page_map(syn: SyntheticImage) -> tuple[CoordinateMap, np.ndarray]:
