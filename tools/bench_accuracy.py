@@ -46,7 +46,14 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES, PERFECT_SCORE, PERFECT_SCORE_EARLY, parse_image_types, paths  # noqa: E402
+from ecgdigit.config import (  # noqa: E402
+    IMAGE_TYPES,
+    PERFECT_SCORE,
+    PERFECT_SCORE_EARLY,
+    SYNTH_VERSION,
+    parse_image_types,
+    paths,
+)
 from ecgdigit.digitized import Digitized, lead_rows  # noqa: E402
 from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402
@@ -70,6 +77,7 @@ def holdout_options(per_type: int, types: tuple[str, ...], seed: int, max_side: 
 def _marker_text(opts: WriterOptions) -> str:
     d = asdict(opts)
     d.pop("workers")  # the files do not depend on it
+    d["synth_version"] = SYNTH_VERSION
     return json.dumps(d, sort_keys=True)
 
 

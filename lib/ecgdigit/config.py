@@ -214,6 +214,11 @@ def paths() -> Paths:
 
 
 # ---------------------------------------------------------------- Kaggle
+# bump when a change to the generator alters the images it draws: cached synthetic folders
+# (embedded sample, benchmark hold-out) record it and are rebuilt when it differs
+# 2: traces, pulse and ticks drawn at their real widths (were 3.4 px from cv2's integer thickness)
+SYNTH_VERSION = 2
+
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import IMAGE_TYPES, paths
+from ..config import IMAGE_TYPES, SYNTH_VERSION, paths
 from .competition_writer import WriterOptions, write_competition
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ MARKER = "EMBEDDED_SAMPLE.json"
 def ensure_embedded_sample(root: str | Path | None = None, progress: bool = True) -> Path:
     """The sample's folder, (re)generated when missing or made with other options."""
     root = Path(root) if root is not None else paths().embedded_sample
-    want = json.dumps(asdict(EMBEDDED_OPTIONS), sort_keys=True)
+    want = json.dumps({**asdict(EMBEDDED_OPTIONS), "synth_version": SYNTH_VERSION}, sort_keys=True)
     marker = root / MARKER
     if marker.exists() and marker.read_text() == want:
         return root
