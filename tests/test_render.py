@@ -236,3 +236,19 @@ def test_speed_and_cli(tmp_path):
     out = tmp_path / "page.png"
     main(["--out", str(out), "--seed", "3"])
     assert out.stat().st_size > 10_000
+
+
+def test_leads_are_drawn_apart_unless_columns_are_joined():
+    """ECG-image-kit plots each lead on its own: nothing joins lead I's end (+1.5 mV) to aVR's start
+    (-1.5 mV); the joined style draws that jump. Probed 1 mV above the baseline, beyond the tick."""
+    fs = 500
+    sig = np.zeros((10 * fs, 12), np.float32)
+    sig[:, 0], sig[:, 3] = 1.5, -1.5  # I (row 0, column 0), aVR (row 0, column 1)
+    rec = EcgRecord("jump", fs, sig)
+    x_b = PAGE.time_to_x(SHORT_LEAD_S) - 0.5 * PAGE.px_per_s / fs  # between the two leads' samples
+    y = PAGE.mv_to_y(0, 1.0)
+    assert RenderStyle().connect_columns is False
+    apart = _darkness(render_page(rec, style=PLAIN))
+    joined = _darkness(render_page(rec, style=RenderStyle(trace_grey=0, show_header=False, connect_columns=True)))
+    probe = (int(round(y)), int(round(x_b)))
+    assert apart[probe] < 10 and joined[probe] > 200

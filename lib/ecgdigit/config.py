@@ -217,7 +217,8 @@ def paths() -> Paths:
 # bump when a change to the generator alters the images it draws: cached synthetic folders
 # (embedded sample, benchmark hold-out) record it and are rebuilt when it differs
 # 2: traces, pulse and ticks drawn at their real widths (were 3.4 px from cv2's integer thickness)
-SYNTH_VERSION = 2
+# 3: leads drawn separately (ECG-image-kit's one plot per lead), joined columns on 10 % of pages
+SYNTH_VERSION = 3
 
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")

@@ -6,8 +6,9 @@ The column's centroid is therefore biased wherever the curve bends faster than t
 (a QRS: the neighbouring columns' ink widens every peak and trough). The inverse is exact on one
 side of each bend: eroding the top edge by g gives the curve's closing (true at peaks, too high only
 inside troughs narrower than the pen), dilating the bottom edge gives its opening (true at troughs).
-Where the two agree the curve is smooth and their mean is used; where they differ, the region's
-shape says whether it hides a peak or a trough.
+Where the two agree the curve is smooth and the column's ink centroid is used (two level crossings
+of a faint, blurred stroke are noisier than its centroid: measured on scans and photos); where they
+differ, the region's shape says whether it hides a peak or a trough.
 """
 from __future__ import annotations
 
@@ -77,18 +78,22 @@ def opening_from_bottom(bottom: np.ndarray, r: float) -> np.ndarray:
     return np.min([s - gd for s, gd in zip(_shifted(bottom, (len(g) - 1) // 2), g)], axis=0)
 
 
-def centre_line(top: np.ndarray, bottom: np.ndarray, r: float) -> np.ndarray:
-    """The pen's path y(x) (image y, down) from finite top/bottom edges and the pen radius."""
+def centre_line(top: np.ndarray, bottom: np.ndarray, r: float, centroid: np.ndarray | None = None) -> np.ndarray:
+    """The pen's path y(x) (image y, down) from finite top/bottom edges and the pen radius.
+
+    Where closing and opening agree the curve is smooth; there `centroid` (the ink-weighted centre
+    of each column, steadier than two level crossings on a faint or blurred stroke) is used if given.
+    """
     closed = closing_from_top(top, r)  # y down: closed <= y, equal except inside narrow troughs
     opened = opening_from_bottom(bottom, r)  # opened >= y, equal except inside narrow peaks
-    return _choose(closed, opened)
+    return _choose(closed, opened, centroid)
 
 
-def _choose(closed: np.ndarray, opened: np.ndarray) -> np.ndarray:
+def _choose(closed: np.ndarray, opened: np.ndarray, smooth: np.ndarray | None = None) -> np.ndarray:
     """Per region where the two disagree: a peak (ink bulging up, smaller y) keeps the closing, a
     trough the opening; the bulge beyond the region's ends says which one it is."""
     mid = 0.5 * (closed + opened)
-    out = mid.copy()
+    out = mid.copy() if smooth is None else np.asarray(smooth, np.float64).copy()
     differ = (opened - closed) >= AGREE_PX
     if not differ.any():
         return out

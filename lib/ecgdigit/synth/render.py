@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 _FRAME_PT = 0.8  # matplotlib's default axes-frame (spine) width
 _CALIB_WIDTH_FACTOR = 1.5
 _TICK_WIDTH_FACTOR = 3.0
+CONNECTED_COLUMNS_RATE = 0.1  # pages drawn with joined columns, so readers stay robust to them
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class RenderStyle:
     """Per-page drawing choices; `None` fields are drawn at random by `draw_style`."""
 
     trace_grey: int = 0  # 0..layout.trace_grey_max
-    connect_columns: bool = True  # one polyline per row, jumping between leads at the boundaries
+    # ECG-image-kit plots every lead on its own (one ax.plot per lead): nothing joins a column's last
+    # sample to the next lead's first; True draws one polyline per row (some other printers do)
+    connect_columns: bool = False
     show_calibration: bool = True
     show_ticks: bool = True
     show_labels: bool = True
@@ -56,7 +59,8 @@ class RenderStyle:
 
 def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderStyle:
     return RenderStyle(trace_grey=int(rng.integers(0, layout.trace_grey_max + 1)),
-                       show_header=bool(rng.random() < 0.8))
+                       show_header=bool(rng.random() < 0.8),
+                       connect_columns=bool(rng.random() < CONNECTED_COLUMNS_RATE))
 
 
 # ---------------------------------------------------------------- grid (cached per layout)
