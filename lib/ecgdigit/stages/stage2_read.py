@@ -23,8 +23,13 @@ class Stage2Result:
 
 
 def rectify_for_reading(image: np.ndarray, page_to_image: CoordinateMap, scale: float = STAGE2_SCALE) -> np.ndarray:
-    """The page at `scale`, sampled from the ORIGINAL pixels (geometry found small, applied big)."""
-    return page_to_image.remap(image, scale=scale, interpolation=cv2.INTER_LINEAR)
+    """The page at `scale`, sampled from the ORIGINAL pixels (geometry found small, applied big).
+
+    Bicubic, not bilinear: between two source columns a bilinear sample of a steep stroke is two
+    faint half-strokes, and the reader's edges land between them. Measured with the true geometry
+    (8 pages each of clean, colour scan and phone photo): +0.3, +0.4 and +1.4 dB; Lanczos no better.
+    """
+    return page_to_image.remap(image, scale=scale, interpolation=cv2.INTER_CUBIC)
 
 
 def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE, row_prob_fn=None,
