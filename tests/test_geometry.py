@@ -176,6 +176,31 @@ def test_index_crossings_with_rough_homography():
     assert len(p2) >= 0.98 * len(img)
 
 
+@pytest.mark.parametrize("bridge", [True, False])
+def test_indexing_reaches_across_a_gap(bridge, monkeypatch):
+    """A band without crossings (a mould colony, a faint stretch of grid) stops step-by-step growth;
+    a projective fit of what was indexed carries it across, onto the right nodes."""
+    import ecgdigit.geometry.grid_map as gm
+
+    if not bridge:
+        monkeypatch.setattr(gm, "BRIDGE_ROUNDS", 0)
+    rng = np.random.default_rng(12)
+    pos, ij = major_lattice()
+    keep = (pos[:, 0] < 800) | (pos[:, 0] > 1000)  # five squares wide, left of the page's centre
+    pos, ij = pos[keep], ij[keep]
+    img = apply_homography(H_TRUE, pos) + rng.normal(0, 0.2, (len(pos), 2))
+    approx = CoordinateMap.from_homography(H_TRUE @ np.diag([1.002, 1.0, 1.0]), PAGE_SIZE, IMG_SIZE, step=16)
+    page_pts, image_pts, nodes = index_crossings(img, approx, return_index=True)
+    truth = {tuple(p): tuple(n) for p, n in zip(np.round(img, 6), ij)}
+    assert all(truth[tuple(p)] == tuple(n) for p, n in zip(np.round(image_pts, 6), nodes))  # never a wrong node
+    far_side = (pos[:, 0] < 800).sum()
+    indexed_far = (page_pts[:, 0] < 800).sum()
+    if bridge:
+        assert indexed_far >= 0.98 * far_side
+    else:
+        assert indexed_far == 0
+
+
 @pytest.mark.parametrize("seed", [6, 7])
 def test_dense_map_reproduces_warp(seed):
     rng = np.random.default_rng(seed)

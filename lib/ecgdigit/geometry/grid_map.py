@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -21,6 +22,13 @@ logger = logging.getLogger(__name__)
 INDEX_TOLERANCE = 0.25  # lattice units: farther than this from a node is ambiguous
 MEDIAN_GUARD = 0.5  # lattice units: an affine offset prediction this far from the median is distrusted
 GROW_REACH = 1.6  # lattice units: indexing grows to points this close to indexed ones
+# growth stops at a gap wider than GROW_REACH (a mould colony, a blank band, a faint stretch of grid);
+# a projective fit of the indexed crossings then carries indexing across, but only when that fit
+# explains them well (90 % within BRIDGE_FIT_MAX lattice units: a torn or curled page is no one
+# homography) and only for points that land close to a node (BRIDGE_TOL, stricter than INDEX_TOLERANCE)
+BRIDGE_ROUNDS = 3
+BRIDGE_FIT_MAX = 0.08
+BRIDGE_TOL = 0.12
 NEIGHBOURS = 10  # crossings in each local fit (indexing offsets, outlier rejection)
 # thin-plate smoothing, coordinates in lattice units. Crossing positions carry ~0.1-0.3 px of noise
 # and bias (trace and text over the grid lines); 1.0 let the spline follow it. Swept on a tuning set
@@ -191,19 +199,41 @@ def index_crossings(points_img: np.ndarray, approx_page_to_image, *, tol: float 
         good = dist[idx] < tol
         offsets[idx[good]] = nd[good] - u[idx[good]]
 
+    def grow() -> None:
+        # outward one step at a time: each point is indexed from the trend of indexed neighbours
+        while True:
+            known = np.isfinite(offsets[:, 0])
+            if known.all() or not known.any():
+                return
+            reach, _ = cKDTree(u[known]).query(u[~known], distance_upper_bound=GROW_REACH)
+            cand = np.flatnonzero(~known)[np.isfinite(reach)]
+            if len(cand) == 0:
+                return
+            assign(cand, _predict_offsets(u[known], offsets[known], u[cand]))
+            if not np.isfinite(offsets[cand, 0]).any():
+                return
+
     assign(seed, np.broadcast_to(-shift, (len(seed), 2)))
-    # grow outward one step at a time: each point is indexed from the trend of indexed neighbours
-    while True:
+    grow()
+    for _ in range(BRIDGE_ROUNDS):  # across the gaps growth cannot cross, then grow again from there
         known = np.isfinite(offsets[:, 0])
-        if known.all() or not known.any():
+        if known.all() or known.sum() < 8:
             break
-        reach, _ = cKDTree(u[known]).query(u[~known], distance_upper_bound=GROW_REACH)
-        cand = np.flatnonzero(~known)[np.isfinite(reach)]
-        if len(cand) == 0:
+        Hl, _ = cv2.findHomography(u[known], u[known] + offsets[known], 0)
+        if Hl is None:
             break
-        assign(cand, _predict_offsets(u[known], offsets[known], u[cand]))
-        if not np.isfinite(offsets[cand, 0]).any():
+        fit_err = np.linalg.norm(cv2.perspectiveTransform(u[known].reshape(-1, 1, 2), Hl).reshape(-1, 2)
+                                 - (u[known] + offsets[known]), axis=1)
+        if np.percentile(fit_err, 90) > BRIDGE_FIT_MAX:
             break
+        rest = np.flatnonzero(~known)
+        v = cv2.perspectiveTransform(u[rest].reshape(-1, 1, 2), Hl).reshape(-1, 2)
+        nd = np.rint(v)
+        close = np.linalg.norm(v - nd, axis=1) < BRIDGE_TOL
+        if not close.any():
+            break
+        assign(rest[close], (v - u[rest])[close])
+        grow()
     ok = dist < tol
     # nodes must lie on the page's lattice
     _, lat_ij = major_lattice(page_size)
