@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..config import PAGE
-from .coordinate_map import CoordinateMap
+from .coordinate_map import CoordinateMap, apply_homography
 
 logger = logging.getLogger(__name__)
 
@@ -219,17 +219,15 @@ def index_crossings(points_img: np.ndarray, approx_page_to_image, *, tol: float 
         known = np.isfinite(offsets[:, 0])
         if known.all() or known.sum() < 8:
             break
-        Hl, _ = cv2.findHomography(u[known], u[known] + offsets[known], 0)
+        node_known = u[known] + offsets[known]
+        Hl, _ = cv2.findHomography(u[known], node_known, 0)  # least squares, lattice units
         if Hl is None:
             break
-        fit_err = np.linalg.norm(cv2.perspectiveTransform(u[known].reshape(-1, 1, 2), Hl).reshape(-1, 2)
-                                 - (u[known] + offsets[known]), axis=1)
-        if np.percentile(fit_err, 90) > BRIDGE_FIT_MAX:
+        if np.percentile(np.linalg.norm(apply_homography(Hl, u[known]) - node_known, axis=1), 90) > BRIDGE_FIT_MAX:
             break
         rest = np.flatnonzero(~known)
-        v = cv2.perspectiveTransform(u[rest].reshape(-1, 1, 2), Hl).reshape(-1, 2)
-        nd = np.rint(v)
-        close = np.linalg.norm(v - nd, axis=1) < BRIDGE_TOL
+        v = apply_homography(Hl, u[rest])
+        close = np.linalg.norm(v - np.rint(v), axis=1) < BRIDGE_TOL
         if not close.any():
             break
         assign(rest[close], (v - u[rest])[close])
