@@ -59,7 +59,7 @@ def test_read_test_csv_ok_and_ids_kept_as_str(tmp_path):
 @pytest.mark.parametrize("mutate, match", [
     (lambda df: df.drop(columns="fs"), "missing column"),
     (lambda df: df.assign(lead=df["lead"].replace("V4", "V7")), "unknown lead 'V7'"),
-    (lambda df: df.assign(fs=df["fs"].where(df.index != 3, 0)), "line 5.*positive integer"),
+    (lambda df: df.assign(fs=df["fs"].where(df.index != 3, 0)), "line 5.*positive integer, got 0 "),
     (lambda df: df.assign(number_of_rows=df["number_of_rows"].where(df.index != 1, 123)), "line 3.*expected 2500"),
     (lambda df: pd.concat([df, df.iloc[[0]]]), "appears twice"),
 ])

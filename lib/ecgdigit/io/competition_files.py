@@ -71,8 +71,10 @@ def _positive_int_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
     bad = values.isna() | (values <= 0) | (values != np.floor(values))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
+        got = df[col].iloc[i]
+        got = got.item() if isinstance(got, np.generic) else got  # -5, not np.int64(-5)
         raise CompetitionFileError(
-            path, f"line {_file_row(i)}: column {col!r} must be a positive integer, got {df[col].iloc[i]!r}"
+            path, f"line {_file_row(i)}: column {col!r} must be a positive integer, got {got!r}"
             f" ({int(bad.sum())} bad row(s))")
     return values.astype(np.int64)
 
