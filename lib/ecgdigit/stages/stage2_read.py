@@ -11,7 +11,8 @@ from ..digitized import Digitized
 from ..geometry.coordinate_map import CoordinateMap
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
-from .trace_reading import RowCurve, ink_from_rgb, read_row_curves, suppress_labels
+from .grid_suppression import suppress_grid
+from .trace_reading import RowCurve, ink_from_ratio, paper_ratio, read_row_curves, suppress_labels
 
 
 @dataclass
@@ -40,7 +41,9 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     row owns it and every path reads the same pixels.
     """
     stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
-    ink = suppress_labels(ink_from_rgb(rectified, stroke), scale, layout)
+    # the rectified page's grid lies on pixel rows and columns: divided out whatever its colour
+    ratio = suppress_grid(paper_ratio(rectified, stroke), scale, layout)
+    ink = suppress_labels(ink_from_ratio(ratio), scale, layout)
     # default: one map shared by every row; each row reads its own band
     probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * N_ROWS
     curves = read_row_curves(probs, scale, layout)
