@@ -111,6 +111,9 @@ class PaperLayout:
     grid_line_pt: float = 0.5
     trace_line_pt: float = 0.75
     trace_grey_max: int = 51
+    # the pulse's last samples stay at 0 mV past signal_x0: up to 6 px when a 100 Hz record is drawn
+    pulse_tail_px: float = 2.0
+    mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
 
     @property
     def px_per_mm(self) -> float:
@@ -174,6 +177,29 @@ class PaperLayout:
         """Every printed text near the traces: lead names and the legend."""
         zones = [self.label_zone(r, c) for r in range(len(self.baselines_y)) for c in range(len(LAYOUT_ROWS[r]))]
         return zones + self.legend_zones()
+
+    def segment_edges_x(self, row: int) -> list[float]:
+        """x where each printed segment of a row begins, and where the last one ends: a row of
+        four 2.5 s leads has five edges, the rhythm strip two."""
+        n = len(LAYOUT_ROWS[row])
+        return [self.time_to_x(c * DURATION_S / n) for c in range(n + 1)]
+
+    def pulse_zone(self, row: int) -> tuple[float, float, float, float]:
+        """Box around a row's calibration pulse's trailing edge and tail, at the signal start (1.5x
+        the trace width, 0.4-6 px right of signal_x0 depending on the record's fs)."""
+        w, m = self.trace_line_pt * self.px_per_pt, self.mark_margin_px
+        base = self.baselines_y[row]
+        top = base - self.calib_mv * self.px_per_mv
+        return (self.signal_x0 - 0.75 * w - m, top - 0.75 * w - m,
+                self.signal_x0 + self.pulse_tail_px + 0.75 * w + m, base + 0.75 * w + m)
+
+    def separator_zones(self, row: int) -> list[tuple[float, float, float, float]]:
+        """Boxes around the separator bar at each of a row's column boundaries (3x the trace width,
+        column_tick_mv tall; real renders measured 5.8 px wide and 0.7 mV tall)."""
+        w, m = self.trace_line_pt * self.px_per_pt, self.mark_margin_px
+        base = self.baselines_y[row]
+        half_h = 0.5 * max(self.column_tick_mv, 0.7) * self.px_per_mv + 1.5 * w + m
+        return [(x - 1.5 * w - m, base - half_h, x + 1.5 * w + m, base + half_h) for x in self.segment_edges_x(row)[1:-1]]
 
     def time_to_x(self, t_s):
         return self.signal_x0 + t_s * self.px_per_s

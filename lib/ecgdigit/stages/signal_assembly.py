@@ -11,9 +11,19 @@ from ..config import DURATION_S, LAYOUT_ROWS, LEADS, PAGE, RHYTHM_LEAD, SHORT_LE
 from ..digitized import Digitized
 from .trace_reading import RowCurve
 
-# columns this close to a segment boundary carry the lead switch, the boundary tick, or the
-# calibration pulse's trailing edge; they are bridged from the lead's own samples instead
-BOUNDARY_GUARD_S = 0.016
+
+
+def _measured_span(t: np.ndarray, found: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Columns of the window [t0, t1) from its first to its last measured one: what the reader saw
+    of this lead, gaps inside bridged; beyond them (a pulse's or separator's footprint over the
+    trace) the lead's own edge slope carries on."""
+    inside = (t >= t0) & (t < t1)
+    seen = np.flatnonzero(inside & found)
+    if len(seen) < 2:
+        return inside
+    keep = np.zeros_like(inside)
+    keep[seen[0]:seen[-1] + 1] = True
+    return keep & inside
 
 
 def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +35,7 @@ def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -
 
 EDGE_SLOPE_S = 0.010  # the slope carried across a guard is measured over this much signal
 MAX_EXTEND_MV = 0.1
-# the calibration pulse's trailing edge (drawn 1.5x the trace width) sits right at the signal start
-START_GUARD_S = 0.024
+EXTEND_S = 0.032  # the slope carries on this long, then holds
 LEAD_II_AGREE_MV = 0.15  # RMS; readings of the same lead II further apart than this are flagged
 
 
@@ -40,7 +49,7 @@ def interp_extend(t_grid: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarra
         if near.sum() >= 3:
             slope = np.polyfit(t[near] - edge_t, v[near], 1)[0]
             beyond = t_grid < edge_t if side == 0 else t_grid > edge_t
-            step = slope * np.clip(t_grid[beyond] - edge_t, -2 * BOUNDARY_GUARD_S, 2 * BOUNDARY_GUARD_S)
+            step = slope * np.clip(t_grid[beyond] - edge_t, -EXTEND_S, EXTEND_S)
             out[beyond] = edge_v + np.clip(step, -MAX_EXTEND_MV, MAX_EXTEND_MV)  # a wrong slope costs little
     return out
 
@@ -61,16 +70,15 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
     for r, row_leads in enumerate(LAYOUT_ROWS):
         if r not in by_row:
             continue
-        t, mv = row_curve_to_mv(by_row[r], scale, layout)
+        curve = by_row[r]
+        t, mv = row_curve_to_mv(curve, scale, layout)
         if r == len(LAYOUT_ROWS) - 1:  # the rhythm strip: lead II over 10 s
-            keep = t >= START_GUARD_S
-            out[:, LEADS.index(RHYTHM_LEAD)] = interp_extend(t_grid, t[keep], mv[keep])
+            keep = _measured_span(t, curve.found, 0.0, DURATION_S)
+            if keep.sum() >= 2:
+                out[:, LEADS.index(RHYTHM_LEAD)] = interp_extend(t_grid, t[keep], mv[keep])
             continue
         for c, lead in enumerate(row_leads):
-            t0, t1 = c * SHORT_LEAD_S, (c + 1) * SHORT_LEAD_S
-            # the last column's end has no tick and no next lead: nothing to guard against
-            end_guard = BOUNDARY_GUARD_S if c < len(row_leads) - 1 else 0.0
-            keep = (t >= t0 + (BOUNDARY_GUARD_S if c else START_GUARD_S)) & (t <= t1 - end_guard)
+            keep = _measured_span(t, curve.found, c * SHORT_LEAD_S, (c + 1) * SHORT_LEAD_S)
             if keep.sum() < 2:
                 continue
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:

@@ -104,15 +104,50 @@ def ink_from_rgb(page_rgb: np.ndarray, stroke_px: float = 4.0) -> np.ndarray:
     return ink_from_ratio(paper_ratio(page_rgb, stroke_px))
 
 
-def suppress_labels(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
-    """Zero the ink where lead names and the legend are printed: text beside the trace would pull
-    the path onto it. A trace crossing a text zone loses those columns; gap filling bridges them.
+def _zero_box(ink: np.ndarray, zone, scale: float) -> None:
+    x0, y0, x1, y1 = (v * scale for v in zone)
+    ink[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
+
+
+PULSE_INK = 0.4  # mean ink along the pulse's top above this: the row starts with a calibration pulse
+
+
+def has_pulse(ink: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> bool:
+    """Whether the row starts with a calibration pulse: ink all along its top (1 mV, from calib_x0
+    to signal_x0). Pages drawn without one start the trace on the pulse's place instead, and a
+    rectified page whose grid was registered on the separators then shows paper there."""
+    y = (layout.baselines_y[row] - layout.calib_mv * layout.px_per_mv) * scale
+    x0, x1 = (layout.calib_x0 + 0.2 * (layout.signal_x0 - layout.calib_x0)) * scale, \
+        (layout.signal_x0 - 0.2 * (layout.signal_x0 - layout.calib_x0)) * scale
+    reach = int(np.ceil(layout.trace_line_pt * layout.px_per_pt * scale)) + 1  # the top line's own width
+    yi = int(round(y))
+    patch = ink[max(0, yi - reach):yi + reach + 1, int(x0):int(np.ceil(x1))]
+    return patch.size > 0 and float(patch.max(axis=0).mean()) > PULSE_INK
+
+
+def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """Zero the ink where lead names, the legend, the column separators and (where a row has one)
+    the calibration pulse's trailing edge are printed: marks beside or on the trace would pull the
+    path onto them. A trace crossing such a zone loses those columns; gap filling bridges them, and
+    at a segment's end the assembly carries the lead's own slope on.
     """
-    ink = ink.copy()
-    for zone in layout.text_zones():
-        x0, y0, x1, y1 = (v * scale for v in zone)
-        ink[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
-    return ink
+    out = ink.copy()
+    zones = list(layout.text_zones())
+    for r in range(len(layout.baselines_y)):
+        zones += layout.separator_zones(r)
+        if has_pulse(ink, r, scale, layout):
+            zones.append(layout.pulse_zone(r))
+    for zone in zones:
+        _zero_box(out, zone, scale)
+    return out
+
+
+def segment_slices(xs: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> list[slice]:
+    """The columns of each printed segment of a row (one lead each): ECG-image-kit draws every lead
+    as its own line, so the trace jumps between leads and each segment is read on its own."""
+    edges = np.asarray(layout.segment_edges_x(row)[1:-1]) * scale
+    cuts = [0, *np.searchsorted(xs, edges).tolist(), len(xs)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def _best_path(cost: np.ndarray, jump_cost: float, ink: np.ndarray | None = None, gap_cost: float = 0.0) -> np.ndarray:
@@ -156,7 +191,8 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
                    threshold: float = 0.3, level: float = EDGE_LEVEL, jump_cost: float = 0.004, gap_cost: float = GAP_COST,
-                   max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05) -> RowCurve:
+                   max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05,
+                   strokes: np.ndarray | None = None) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
@@ -165,6 +201,10 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     and bottom edge, from which the pen's centre line is recovered (stroke_envelope.py): the
     ink-weighted centre of the column where the curve is smooth, the closing/opening of the edges
     at peaks and troughs narrower than the pen (where the centre is read short).
+
+    strokes: the ink before printed marks were zeroed (default: prob). Near a segment's ends, where
+    the marks' zones cut the trace, a column is kept only if its stroke connects in it to what the
+    path read inside the segment: a lead name's serif below a separator is not the trace.
     """
     a, b = row_bands(scale, layout, prob.shape[0])[row]
     xs = signal_columns(scale, layout)
@@ -175,7 +215,9 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     baseline = layout.baselines_y[row] * scale - a
     # no ink in a column: a mild pull toward the baseline keeps the path sane through gaps
     prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
-    path = _best_path(1.0 - band + prior, jump_cost, band, gap_cost)
+    segments = segment_slices(xs, row, scale, layout)
+    # one path per lead: the lead switch is a jump the pen never drew
+    path = np.concatenate([_best_path(1.0 - band[:, s] + prior, jump_cost, band[:, s], gap_cost) for s in segments])
 
     yy = np.arange(h)[:, None]
     cols = np.arange(n)
@@ -190,15 +232,54 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     member = ((run_id == run_id[nearest, cols][None, :]) & inked
               & (np.abs(yy - path[None, :]) <= max_run_mv * px_mv))
     ok = near_enough & member.any(axis=0)
+    # faint steep columns of a thin stroke must not split it: a low level and a dilation
+    raw = cv2.dilate(((strokes if strokes is not None else prob)[a:b, xs] >= CONNECT_LEVEL).astype(np.uint8),
+                     np.ones((CONNECT_REACH, CONNECT_REACH), np.uint8))
+    ok &= _connected_at_ends(raw, member, ok, segments, EDGE_CHECK_S * layout.px_per_s * scale)
+    y = np.full(n, baseline, np.float64)
     if ok.sum() < 2:
-        return RowCurve(row=row, x=xs.astype(np.float64), y=np.full(n, baseline + a, np.float64), found=ok)
+        return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
     top, bottom = column_edges(band, member, level)
-    top, bottom = fill_gaps(top, ok), fill_gaps(bottom, ok)
     w = np.where(member, band, 0.0)
-    centroid = fill_gaps(np.where(ok, (w * yy).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-6), np.nan), ok)
-    y = centre_line(top, bottom, pen_radius(top[ok], bottom[ok]), centroid)
-    y[~ok] = np.nan
-    return RowCurve(row=row, x=xs.astype(np.float64), y=fill_gaps(y, ok) + a, found=ok)
+    centroid = np.where(ok, (w * yy).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-6), np.nan)
+    radius = pen_radius(top[ok], bottom[ok])
+    for s in segments:
+        k = ok[s]
+        if k.sum() < 2:
+            ok[s] = False
+            continue
+        ys = centre_line(fill_gaps(top[s], k), fill_gaps(bottom[s], k), radius, fill_gaps(centroid[s], k))
+        ys[~k] = np.nan
+        y[s] = fill_gaps(ys, k)
+    return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
+
+
+EDGE_CHECK_S = 0.1  # how far from a segment's ends strokes must connect to the segment's own
+CONNECT_LEVEL = 0.1  # ink that counts for that connection
+CONNECT_REACH = 9  # px (at reading scale): breaks this small in a faint stroke still connect
+
+
+def _connected_at_ends(raw: np.ndarray, member: np.ndarray, ok: np.ndarray, segments: list[slice],
+                       reach: float) -> np.ndarray:
+    """(n,) False for columns within `reach` of a segment's ends whose member pixels lie only on
+    connected components of `raw` that no interior column of the segment reads."""
+    n_lab, labels = cv2.connectedComponents(raw.astype(np.uint8), connectivity=8)
+    keep = np.ones(len(ok), bool)
+    r = int(np.ceil(reach))
+    for s in segments:
+        lab = labels[:, s]
+        mem = member[:, s] & ok[s][None, :]
+        width = lab.shape[1]
+        if width <= 2 * r + 2:
+            continue
+        interior = np.zeros(n_lab, bool)
+        interior[np.unique(lab[:, r:width - r][mem[:, r:width - r]])] = True
+        interior[0] = False
+        for cols in (range(0, r), range(width - r, width)):
+            for j in cols:
+                if mem[:, j].any() and not interior[lab[mem[:, j], j]].any():
+                    keep[s.start + j] = False
+    return keep
 
 
 def fill_gaps(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
