@@ -161,3 +161,37 @@ def test_the_rhythm_strip_cross_checks_the_short_rows_lead_ii():
     other = lambda r, t: 0.4 * np.sin(2 * np.pi * 1.1 * t + (2.0 if r == 1 else 0.0))  # noqa: E731
     d = assemble_leads(read_row_curves([ink_from_rgb(_draw_rows(other))] * 4, SCALE), SCALE)
     assert len(d.warnings) == 1 and "lead II" in d.warnings[0]
+
+
+def _flat_record_page(fs: int, mv: float):
+    """A clean page (no header) of a record holding `mv` in every lead, drawn at `fs`."""
+    from ecgdigit.synth.render import RenderStyle, render_page
+    from ecgdigit.synth.truth import EcgRecord
+
+    rec = EcgRecord("flat", fs, np.full((10 * fs, 12), mv, np.float32))
+    page = render_page(rec, np.random.default_rng(0), style=RenderStyle(show_header=False))
+    return cv2.resize(page.image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+
+
+def test_the_pulse_edge_is_found_where_the_page_was_drawn_at_its_fs():
+    """ECG-image-kit samples the pulse at the record's fs: its trailing edge falls between 1 and 2
+    samples past the signal start (0.4-0.8 px at 500 Hz, a slant over 2-3.9 px at 100 Hz); the
+    reader finds the last column the edge's ink covers over most of the pulse's height."""
+    found = {}
+    for fs in (500, 100):
+        ink = ink_from_rgb(_flat_record_page(fs, 0.5), 8.0)
+        found[fs] = [trace_reading.pulse_drop_px(ink, r, 2.0) for r in range(4)]
+    assert all(0.4 <= d <= 2.4 for d in found[500]), found
+    assert all(3.0 <= d <= 5.5 for d in found[100]), found
+
+
+def test_a_start_inside_the_pulse_of_a_100_hz_page_is_not_read_from_the_pulse_tail():
+    """The 100 Hz pulse's tail runs at 0 mV for 6 px past the signal start; a signal starting at
+    0.5 mV must read 0.5 mV there, not the tail's 0."""
+    from ecgdigit.stages.stage2_read import read_traces
+
+    d = read_traces(_flat_record_page(100, 0.5), 2.0, reconcile=False).digitized
+    t = np.arange(d.signals.shape[0]) / d.fs
+    start = t < 0.05
+    for lead in ("I", "II", "III"):
+        assert np.abs(d.lead(lead)[start] - 0.5).max() < 0.05, (lead, d.lead(lead)[start])

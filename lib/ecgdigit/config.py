@@ -111,8 +111,7 @@ class PaperLayout:
     grid_line_pt: float = 0.5
     trace_line_pt: float = 0.75
     trace_grey_max: int = 51
-    # the pulse's last samples stay at 0 mV past signal_x0: up to 6 px when a 100 Hz record is drawn
-    pulse_tail_px: float = 2.0
+    pulse_drop_px: float = 2.0  # the pulse's trailing edge ends this far past signal_x0 unless measured
     mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
 
     @property
@@ -184,14 +183,19 @@ class PaperLayout:
         n = len(LAYOUT_ROWS[row])
         return [self.time_to_x(c * DURATION_S / n) for c in range(n + 1)]
 
-    def pulse_zone(self, row: int) -> tuple[float, float, float, float]:
-        """Box around a row's calibration pulse's trailing edge and tail, at the signal start (1.5x
-        the trace width, 0.4-6 px right of signal_x0 depending on the record's fs)."""
+    def pulse_zones(self, row: int, drop_px: float | None = None) -> list[tuple[float, float, float, float]]:
+        """Boxes around a row's calibration pulse where it meets the signal start: its trailing edge
+        (full height; 1.5x the trace width) and its tail at 0 mV. ECG-image-kit samples the pulse at
+        the record's fs: the edge drops at signal_x0 + 1..2 samples and the tail runs to 3 samples
+        (0.4-1.2 px at 500 Hz, 2-6 px at 100 Hz). drop_px: the edge's measured right end past
+        signal_x0 (default: pulse_drop_px)."""
         w, m = self.trace_line_pt * self.px_per_pt, self.mark_margin_px
+        d = self.pulse_drop_px if drop_px is None else drop_px
         base = self.baselines_y[row]
         top = base - self.calib_mv * self.px_per_mv
-        return (self.signal_x0 - 0.75 * w - m, top - 0.75 * w - m,
-                self.signal_x0 + self.pulse_tail_px + 0.75 * w + m, base + 0.75 * w + m)
+        x0 = self.signal_x0
+        return [(x0 - 0.75 * w - m, top - 0.75 * w - m, x0 + d + 0.75 * w + m, base + 0.75 * w + m),
+                (x0, base - 0.75 * w - m, x0 + 1.5 * d + 0.75 * w + m, base + 0.75 * w + m)]
 
     def separator_zones(self, row: int) -> list[tuple[float, float, float, float]]:
         """Boxes around the separator bar at each of a row's column boundaries (3x the trace width,

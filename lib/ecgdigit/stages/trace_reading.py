@@ -125,6 +125,28 @@ def has_pulse(ink: np.ndarray, row: int, scale: float, layout: PaperLayout = PAG
     return patch.size > 0 and float(patch.max(axis=0).mean()) > PULSE_INK
 
 
+PULSE_DROP_SEARCH_PX = (-2.0, 8.0)  # page px around signal_x0 where the pulse's trailing edge may lie
+PULSE_EDGE_COVER = 0.6  # a column this inked between 0.15 and 0.85 mV is the pulse's vertical edge
+
+
+def pulse_drop_px(ink: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> float | None:
+    """Where the row's pulse's trailing edge ends, in page px past signal_x0: the rightmost column
+    near the signal start inked over most of the pulse's height (its position depends on the fs the
+    page was drawn at). None when no such column is found."""
+    base = layout.baselines_y[row]
+    y0 = int((base - 0.85 * layout.calib_mv * layout.px_per_mv) * scale)
+    y1 = int((base - 0.15 * layout.calib_mv * layout.px_per_mv) * scale)
+    x_a = int(np.floor((layout.signal_x0 + PULSE_DROP_SEARCH_PX[0]) * scale))
+    x_b = int(np.ceil((layout.signal_x0 + PULSE_DROP_SEARCH_PX[1]) * scale))
+    patch = ink[max(0, y0):max(0, y1), max(0, x_a):max(0, x_b)]
+    if patch.size == 0:
+        return None
+    cols = np.flatnonzero((patch >= 0.5).mean(axis=0) >= PULSE_EDGE_COVER)
+    if len(cols) == 0:
+        return None
+    return float((max(0, x_a) + cols[-1]) / scale - layout.signal_x0)
+
+
 def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """Zero the ink where lead names, the legend, the column separators and (where a row has one)
     the calibration pulse's trailing edge are printed: marks beside or on the trace would pull the
@@ -136,7 +158,7 @@ def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = 
     for r in range(len(layout.baselines_y)):
         zones += layout.separator_zones(r)
         if has_pulse(ink, r, scale, layout):
-            zones.append(layout.pulse_zone(r))
+            zones += layout.pulse_zones(r, pulse_drop_px(ink, r, scale, layout))
     for zone in zones:
         _zero_box(out, zone, scale)
     return out
