@@ -16,7 +16,7 @@ from helpers import REPO, load_tool
 REALDEV = REPO.parent / "shared" / "realdev"
 pytestmark = pytest.mark.skipif(not REALDEV.is_dir(), reason=f"{REALDEV} not present (CI has it beside the clone)")
 
-# (folder, image id, floor dB): ids near their folder's median image, measured 20.27 and 16.66 dB
+# (folder, image id, floor dB): ids near their folder's median image, measured 20.20 and 16.81 dB
 CASES = [
     ("renders_kaggle_look", "1711031108", 17.0),
     ("real_scans", "1662942600", 13.5),
