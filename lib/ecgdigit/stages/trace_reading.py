@@ -18,6 +18,7 @@ PAGE_EDGE_MM = 2.0
 # per pixel of paper a path crosses between columns (see _best_path); realdev scans 11.4 -> 13.7 dB,
 # synthetic hold-out 23.12 -> 23.51 (0.02 lost faint steep strokes on scans)
 GAP_COST = 0.01
+GAP_FULL_INK = 0.4  # ink this strong counts as stroke, not paper: a blurred photo's steep flanks are faint
 INK_SPAN = 0.55  # no ink above this fraction of the way from the darkest ink to the paper (0.7, 0.85 measured worse)
 
 
@@ -187,7 +188,7 @@ def _best_path(cost: np.ndarray, jump_cost: float, ink: np.ndarray | None = None
     step = np.full(h, jump_cost, np.float32)
     for j in range(1, n):
         if ink is not None and gap_cost > 0:
-            step = jump_cost + gap_cost * (1.0 - np.maximum(ink[:, j - 1], ink[:, j]))
+            step = jump_cost + gap_cost * (1.0 - np.minimum(np.maximum(ink[:, j - 1], ink[:, j]) / GAP_FULL_INK, 1.0))
         ys = np.cumsum(step, dtype=np.float32)
         down = np.minimum.accumulate(acc - ys) + ys  # came from above (y' <= y)
         up = (np.minimum.accumulate((acc + ys)[::-1]) - ys[::-1])[::-1]  # from below
