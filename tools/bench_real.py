@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import os
 import shlex
 import sys
 import time
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import PeakMemory, device_name, predictions_for, run_pipeline  # noqa: E402
 from ecgdigit.config import PERFECT_SCORE, paths  # noqa: E402
 from ecgdigit.error_breakdown import CLASSES, image_errors, summarize  # noqa: E402
+from ecgdigit.evaluation import per_type_table  # noqa: E402
 from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402
 
@@ -55,14 +54,12 @@ def _init_worker(classical: bool, weights: str | None, device: str | None, threa
     _MEM = PeakMemory(cuda=str(device or "").startswith("cuda"))
 
 
-def _read_one(job: tuple[str, str]) -> dict:
-    """One image: the pipeline's predictions for test.csv's rows, seconds and memory."""
-    root, image_id = job
-    folder = CompetitionFolder(Path(root))
-    rows = folder.test()
-    rows = rows[rows["id"] == image_id]
+def _read_one(job: tuple[str, str, pd.DataFrame]) -> dict:
+    """One image (its folder, id and test.csv rows): the pipeline's predictions for those rows,
+    seconds and memory."""
+    root, image_id, rows = job
     fs = int(rows["fs"].iloc[0])
-    image = folder.test_image(image_id)
+    image = CompetitionFolder(Path(root)).test_image(image_id)
     _MEM.start()
     run = run_pipeline(_PIPELINE, image, fs)
     rss_mb, _ = _MEM.stop()
@@ -94,8 +91,8 @@ def folder_report(root: Path, results: list[dict]) -> tuple[pd.DataFrame, dict]:
     df = pd.DataFrame(rows)
     lin = rep.per_image["snr_linear"].to_numpy(np.float64)
     b = summarize(all_leads)
-    per_type = {t: float(10 * np.log10(max(float(lin[(df["image_type"] == t).to_numpy()].mean()), 1e-12)))
-                for t in sorted(df["image_type"].unique())}
+    per_image = df[["id", "image_type", "snr_db"]].assign(snr_linear=lin)
+    per_type = {r.image_type: r.score_db for r in per_type_table(per_image).itertuples()}
     worst = df.nsmallest(5, "snr_db")[["id", "image_type", "snr_db"]].to_dict(orient="records")
     summary = {"folder": str(root), "n": len(df), "score_db": rep.score_db, "median_image_db": float(df["snr_db"].median()),
                "per_type_db": per_type, "worst": worst, "share": b.share, "median_gain": b.median_gain,
@@ -150,8 +147,10 @@ def main(argv=None) -> list[dict]:
     print(f"$ {command.strip()}", flush=True)
     jobs = []
     for root in args.input:
-        ids = CompetitionFolder(root).test_ids()
-        jobs += [(str(root), i) for i in (ids[: args.limit] if args.limit else ids)]
+        folder = CompetitionFolder(root)
+        test = folder.test()  # read once per folder; each job carries its own rows
+        ids = folder.test_ids()
+        jobs += [(str(root), i, test[test["id"] == i]) for i in (ids[: args.limit] if args.limit else ids)]
     init = (args.classical, str(args.weights) if args.weights else None, args.device,
             1 if args.workers > 1 else None)
     t0 = time.perf_counter()

@@ -12,7 +12,6 @@ from ..digitized import Digitized
 from .trace_reading import RowCurve
 
 
-
 def _measured_span(t: np.ndarray, found: np.ndarray, t0: float, t1: float) -> np.ndarray:
     """Columns of the window [t0, t1) from its first to its last measured one: what the reader saw
     of this lead, gaps inside bridged; beyond them (a pulse's or separator's footprint over the
@@ -22,8 +21,8 @@ def _measured_span(t: np.ndarray, found: np.ndarray, t0: float, t1: float) -> np
     if len(seen) < 2:
         return inside
     keep = np.zeros_like(inside)
-    keep[seen[0]:seen[-1] + 1] = True
-    return keep & inside
+    keep[seen[0]:seen[-1] + 1] = True  # t increases with the column: all inside the window
+    return keep
 
 
 def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +32,7 @@ def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -
     return t, mv
 
 
-EDGE_SLOPE_S = 0.010  # the slope carried across a guard is measured over this much signal
+EDGE_SLOPE_S = 0.010  # the slope carried past a lead's last measured column is measured over this much signal
 MAX_EXTEND_MV = 0.1
 EXTEND_S = 0.032  # the slope carries on this long, then holds
 LEAD_II_AGREE_MV = 0.15  # RMS; readings of the same lead II further apart than this are flagged

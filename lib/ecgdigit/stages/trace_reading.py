@@ -185,11 +185,15 @@ def _best_path(cost: np.ndarray, jump_cost: float, ink: np.ndarray | None = None
     h, n = cost.shape
     back = np.empty((h, n), np.int32)
     acc = cost[:, 0].astype(np.float32).copy()
-    step = np.full(h, jump_cost, np.float32)
+    # u(y) of every column transition at once, (n - 1, h): the loop below only looks it up
+    if ink is not None and gap_cost > 0:
+        between = np.maximum(ink[:, :-1], ink[:, 1:]).T
+        steps = jump_cost + gap_cost * (1.0 - np.minimum(between / GAP_FULL_INK, 1.0))
+        u = np.cumsum(steps, axis=1, dtype=np.float32)
+    else:
+        u = np.broadcast_to(np.cumsum(np.full(h, jump_cost, np.float32)), (max(n - 1, 0), h))
     for j in range(1, n):
-        if ink is not None and gap_cost > 0:
-            step = jump_cost + gap_cost * (1.0 - np.minimum(np.maximum(ink[:, j - 1], ink[:, j]) / GAP_FULL_INK, 1.0))
-        ys = np.cumsum(step, dtype=np.float32)
+        ys = u[j - 1]
         down = np.minimum.accumulate(acc - ys) + ys  # came from above (y' <= y)
         up = (np.minimum.accumulate((acc + ys)[::-1]) - ys[::-1])[::-1]  # from below
         # argmins of the two running minima give the predecessor
