@@ -42,6 +42,9 @@ class PipelineOptions:
     stage2_scale: float = STAGE2_SCALE
     reconcile_limb_leads: bool = True
     layout: PaperLayout = PAGE
+    # True: find this page's layout (calibration pulse or none, where the signal starts) after stage 1
+    # instead of assuming `layout` everywhere; False: the competition's look exactly
+    find_layout: bool = False
 
 
 def check_image(image: np.ndarray) -> None:
