@@ -28,7 +28,7 @@ def _lead_segments(d: Digitized):
             if len(leads) == 1:
                 yield r, lead, 0.0, d.lead(lead)
             else:
-                a = c * n_short
+                a = int(round(d.printed_start_s(c) * d.fs))  # drawn where printed, whatever time it shows
                 yield r, lead, c * SHORT_LEAD_S, d.lead(lead)[a:a + n_short]
 
 

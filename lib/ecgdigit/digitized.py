@@ -13,13 +13,16 @@ class Digitized:
     """12 leads on a common time grid t = k / fs over 10 s, in mV.
 
     Every lead covers the whole 10 s but only its printed window is read from the page; the rest
-    is whatever the pipeline filled in and is never written to a submission.
+    is whatever the pipeline filled in (`column_timing` says what).
     """
 
     signals: np.ndarray  # (n_samples, 12) float32, columns in config.LEADS order
     fs: float
     warnings: list[str] = field(default_factory=list)
     is_fallback: bool = False
+    # True: every printed column showed the record's first 2.5 s (not consecutive windows), so each
+    # short lead's printed samples sit at 0..2.5 s whatever column it was printed in
+    simultaneous_columns: bool = False
 
     def __post_init__(self) -> None:
         self.signals = np.asarray(self.signals, dtype=np.float32)
@@ -34,6 +37,14 @@ class Digitized:
 
     def lead(self, name: str) -> np.ndarray:
         return self.signals[:, LEADS.index(name)]
+
+    def printed_start_s(self, column: int) -> float:
+        """When (in the record) the short leads printed in `column` begin."""
+        return 0.0 if self.simultaneous_columns else column * SHORT_LEAD_S
+
+    def replace_signals(self, signals: np.ndarray, warnings: list[str] | None = None) -> "Digitized":
+        return Digitized(signals, self.fs, list(self.warnings if warnings is None else warnings), self.is_fallback,
+                         self.simultaneous_columns)
 
 
 def lead_window_start_s(lead: str) -> float:

@@ -30,7 +30,8 @@ def reconcile_limb_leads(d: Digitized, weights: dict[str, float] | None = None) 
     sig = d.signals.copy()
     n = sig.shape[0]
     for col in range(4):
-        printed = [lead for lead in LIMB_BASIS if lead != "II" and lead_column(lead) == col]
+        # a simultaneous page has every limb lead in every window (printed in the first, estimated after)
+        printed = [lead for lead in LIMB_BASIS if lead != "II" and (d.simultaneous_columns or lead_column(lead) == col)]
         if not printed:
             continue
         leads = printed + ["II"]
@@ -45,4 +46,4 @@ def reconcile_limb_leads(d: Digitized, weights: dict[str, float] | None = None) 
         fitted = A @ coef
         for i, lead in enumerate(printed):
             sig[a:b, LEADS.index(lead)] = fitted[i]
-    return Digitized(sig, d.fs, list(d.warnings), d.is_fallback)
+    return d.replace_signals(sig)

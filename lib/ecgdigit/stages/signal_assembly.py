@@ -54,11 +54,12 @@ def interp_extend(t_grid: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = PAGE,
-                   fs: float | None = None) -> Digitized:
+                   fs: float | None = None, simultaneous: bool = False) -> Digitized:
     """12 leads on a uniform grid at fs (default: one sample per rectified column).
 
     Outside its window a short lead continues its own edge, so that resampling near the edge never
-    mixes in the neighbouring lead.
+    mixes in the neighbouring lead. simultaneous: every column shows the record's first 2.5 s, so a
+    short lead printed in column c is moved back by c x 2.5 s.
     """
     fs = float(fs or layout.px_per_s * scale)
     n = int(round(DURATION_S * fs))
@@ -83,13 +84,14 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:
                 second_ii = (t[keep], mv[keep])  # lead II comes from the rhythm strip; this copy checks it
                 continue
-            out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep], mv[keep])
+            moved = c * SHORT_LEAD_S if simultaneous else 0.0
+            out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
     warnings = []
     if second_ii is not None and RHYTHM_LEAD in LEADS:
         gap = lead_ii_disagreement(out[:, LEADS.index(RHYTHM_LEAD)], fs, *second_ii)
         if gap > LEAD_II_AGREE_MV:
             warnings.append(f"lead II: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
-    return Digitized(out, fs, warnings)
+    return Digitized(out, fs, warnings, simultaneous_columns=simultaneous)
 
 
 def lead_ii_disagreement(rhythm: np.ndarray, fs: float, t_copy: np.ndarray, mv_copy: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from ..digitized import Digitized
 from ..geometry.coordinate_map import CoordinateMap
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
+from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
 from .grid_suppression import suppress_grid
 from .trace_reading import RowCurve, ink_from_ratio, paper_ratio, read_row_curves, suppress_printed_marks
 
@@ -21,6 +22,7 @@ class Stage2Result:
     scale: float
     curves: list[RowCurve]
     digitized: Digitized
+    column_timing: ColumnTiming | None = None
 
 
 def rectify_for_reading(image: np.ndarray, page_to_image: CoordinateMap, scale: float = STAGE2_SCALE) -> np.ndarray:
@@ -49,6 +51,10 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * N_ROWS
     curves = read_row_curves(probs, scale, layout, strokes=strokes)
     digitized = assemble_leads(curves, scale, layout)
+    timing = find_column_timing(digitized)
+    if timing.simultaneous:
+        digitized = fill_unprinted_windows(assemble_leads(curves, scale, layout, simultaneous=True))
+        digitized.warnings.insert(0, timing.describe())
     if reconcile:
         digitized = reconcile_limb_leads(digitized)
-    return Stage2Result(rectified, scale, curves, digitized)
+    return Stage2Result(rectified, scale, curves, digitized, timing)

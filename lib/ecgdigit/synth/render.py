@@ -55,6 +55,8 @@ class RenderStyle:
     show_header: bool = True
     show_frame: bool = True
     snap_grid: bool = False  # matplotlib snaps grid lines to pixel centres; exact by default
+    # every column shows the record's first 2.5 s (some printers; ECG-image-kit in one of its runs)
+    simultaneous_columns: bool = False
 
 
 def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderStyle:
@@ -179,8 +181,11 @@ def _estimate_rate(x: np.ndarray, fs: int) -> int:
 
 
 # ---------------------------------------------------------------- traces
-def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE) -> list[list[np.ndarray]]:
-    """Per printed row, its segments (one per column) as (k, 2) float32 page-px polylines."""
+def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE, simultaneous: bool = False) -> list[list[np.ndarray]]:
+    """Per printed row, its segments (one per column) as (k, 2) float32 page-px polylines.
+
+    simultaneous: column c shows the record's first 2.5 s instead of c x 2.5 .. (c + 1) x 2.5 s.
+    """
     fs = record.fs
     n_short = int(SHORT_LEAD_S * fs)
     n_full = int(round(DURATION_S * fs))
@@ -197,7 +202,8 @@ def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE) -> list[list[np
         else:
             for c, lead in enumerate(leads):
                 t = c * SHORT_LEAD_S + np.arange(n_short) / fs
-                v = record.lead(lead)[c * n_short:(c + 1) * n_short]
+                a = 0 if simultaneous else c * n_short
+                v = record.lead(lead)[a:a + n_short]
                 segs.append(_to_page(layout, r, t, v))
         rows.append(segs)
     return rows
@@ -245,7 +251,7 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
     grey = int(np.clip(style.trace_grey, 0, 255))
     trace_w = layout.trace_line_pt * layout.px_per_pt
 
-    rows = row_polylines(record, layout)
+    rows = row_polylines(record, layout, style.simultaneous_columns)
     traces: list[np.ndarray] = []
     for r, segs in enumerate(rows):
         traces.append(np.concatenate(segs, axis=0))
