@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
 from .io.page_files import IMAGE_SUFFIXES, expand_pages
 from .io.wfdb_record import record_name_for
+
+if TYPE_CHECKING:
+    from .digitize_page import PageOutputs
 
 LAYOUTS = ("auto", "competition")
 EXIT_NONE_READ = 1
@@ -70,6 +75,31 @@ def unique_record_names(pages: list[Path]) -> list[str]:
     return names
 
 
+@dataclass
+class PageOutcome:
+    page: Path
+    outputs: PageOutputs | None = None  # set when the page was digitized
+    problem: str | None = None  # else what is wrong with it, naming the file
+
+
+def digitize_pages(pipeline, pages: list[Path], out_dir: Path, fs: int, layout: str,
+                   progress: bool = True) -> Iterator[PageOutcome]:
+    """Each page's outcome as soon as it is done; one page's failure never stops the next."""
+    from .digitize_page import PageError, digitize_page
+
+    bar = tqdm(total=len(pages), unit="page", disable=not progress)
+    try:
+        for page, name in zip(pages, unique_record_names(pages)):
+            bar.set_description(page.name)
+            try:
+                yield PageOutcome(page, outputs=digitize_page(pipeline, page, out_dir, name, fs, layout))
+            except PageError as exc:
+                yield PageOutcome(page, problem=str(exc))
+            bar.update(1)
+    finally:
+        bar.close()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
@@ -85,24 +115,18 @@ def main(argv=None) -> int:
     except Exception as exc:  # bad weights folder, unknown device: nothing can run, say so plainly
         print(f"error: cannot load the pipeline ({type(exc).__name__}: {exc})", file=sys.stderr)
         return EXIT_SETUP
-    from .digitize_page import PageError, digitize_page
-
     models = ", ".join(sorted(pipeline.models)) or "none (classical)"
     print(f"{len(listed.pages)} page(s) -> {args.out}; layout {args.layout}; models: {models}")
     n_done = 0
-    bar = tqdm(total=len(listed.pages), unit="page", disable=args.quiet)
-    for page, name in zip(listed.pages, unique_record_names(listed.pages)):
-        bar.set_description(page.name)
-        try:
-            out = digitize_page(pipeline, page, args.out, name, args.fs, args.layout)
-        except PageError as exc:
-            tqdm.write(f"skipped {exc}", file=sys.stderr)
-        else:
-            n_done += 1
-            notes = f", {len(out.warnings)} warning(s) in the .hea" if out.warnings else ""
-            tqdm.write(f"ok {page}: layout {out.layout}, {out.seconds:.1f} s -> {out.record}{notes}")
-        bar.update(1)
-    bar.close()
+    for outcome in digitize_pages(pipeline, listed.pages, args.out, args.fs, args.layout, not args.quiet):
+        out = outcome.outputs
+        if out is None:
+            tqdm.write(f"skipped {outcome.problem}", file=sys.stderr)
+            continue
+        n_done += 1
+        notes = f", {len(out.warnings)} warning(s) in the .hea" if out.warnings else ""
+        notes += "".join(f"; CAUTION: {c}" for c in out.cautions)
+        tqdm.write(f"ok {outcome.page}: layout {out.layout}, {out.seconds:.1f} s -> {out.record}{notes}")
     n_asked = len(listed.pages) + len(listed.problems)
     print(f"digitized {n_done} of {n_asked} page(s) into {args.out}"
           + (f"; {n_asked - n_done} skipped (see above)" if n_done < n_asked else ""))

@@ -35,7 +35,8 @@ class PageOutputs:
     overlay: Path
     layout: str
     seconds: float
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the pipeline's, about single leads
+    cautions: list[str] = field(default_factory=list)  # about the whole page: the record may be wrong
 
 
 def read_page(path: Path) -> np.ndarray:
@@ -46,7 +47,16 @@ def read_page(path: Path) -> np.ndarray:
         raise PageError(path, exc.problem) from None
 
 
-def record_comments(path: Path, layout: str, result, fs: int) -> list[str]:
+def page_cautions(result) -> list[str]:
+    """Signs that the page may not be an ECG at all. Not a refusal: a faded real page can lack a
+    visible grid and still read well, so the record is written and the user told to look."""
+    if result.stage1.method == "grid":
+        return []
+    return [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline from "
+            f"'{result.stage0.method}'): it may not be an ECG, check the overlay"]
+
+
+def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
     """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
     windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead)])
     return [
@@ -54,6 +64,7 @@ def record_comments(path: Path, layout: str, result, fs: int) -> list[str]:
         f"stage0 {result.stage0.method}, stage1 {result.stage1.method}",
         f"each lead holds values only where the page printed it ({windows}); elsewhere missing (NaN)",
         f"resampled to {fs} Hz from the page's {result.digitized.fs:g} Hz reading grid",
+        *(f"caution: {c}" for c in cautions),
         *(f"warning: {w}" for w in result.digitized.warnings),
     ]
 
@@ -78,10 +89,12 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
     signals = record_signals(digitized, fs)
     if not np.isfinite(signals).any():
         raise PageError(path, "the pipeline read no finite values")
+    cautions = page_cautions(result)
     overlay_path = out_dir / f"{record_name}-overlay.png"
     try:
         overlay_path.unlink(missing_ok=True)  # an old picture must not pass for this run's (see below)
-        record = write_wfdb_record(out_dir, record_name, signals, fs, LEADS, record_comments(path, layout, result, fs))
+        comments = record_comments(path, layout, result, fs, cautions)
+        record = write_wfdb_record(out_dir, record_name, signals, fs, LEADS, comments)
         csv = write_signals_csv(out_dir / f"{record_name}.csv", signals, LEADS)
         overlay = save_overlay(overlay_path, result.stage2.rectified, result.stage2.scale,
                                digitized, None, title=f"{path.name}: layout {layout}; blue = read")
@@ -89,4 +102,5 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
         raise PageError(path, f"writing its outputs to {out_dir} failed ({exc})") from None
     if not overlay.is_file():  # cv2.imwrite reports failure by its return value only, which save_overlay drops
         raise PageError(path, f"the overlay picture could not be written to {overlay}")
-    return PageOutputs(record, csv, overlay, layout, time.perf_counter() - t0, list(digitized.warnings))
+    return PageOutputs(record, csv, overlay, layout, time.perf_counter() - t0,
+                       list(digitized.warnings), cautions)
