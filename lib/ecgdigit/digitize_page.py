@@ -16,7 +16,7 @@ from .io.competition_files import CompetitionFileError, read_image
 from .io.signals_csv import write_signals_csv
 from .io.wfdb_record import write_wfdb_record
 from .pipeline import Pipeline, UnreadableImage
-from .record_signals import printed_window_s, record_signals
+from .record_signals import printed_window_s, record_signals, unread_leads
 
 
 class PageError(Exception):
@@ -48,11 +48,16 @@ def read_page(path: Path) -> np.ndarray:
 
 
 def page_cautions(result) -> list[str]:
-    """Signs that the page may not be an ECG at all. Not a refusal: a faded real page can lack a
-    visible grid and still read well, so the record is written and the user told to look."""
+    """What the record lacks, and signs that the page may not be an ECG at all. Not a refusal: a
+    faded real page can lack a visible grid and still read well, so the record is written and the
+    user told to look."""
+    out = []
+    unread = unread_leads(result.digitized)
+    if unread:
+        out.append(f"nothing read for lead(s) {', '.join(unread)}: missing (NaN) in the record")
     if result.stage1.method == "grid":
-        return []
-    return [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline from "
+        return out
+    return out + [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline from "
             f"'{result.stage0.method}'): it may not be an ECG, check the overlay"]
 
 
