@@ -232,7 +232,6 @@ def test_pages_600_to_4000_px_wide_and_non_pages_each_get_a_record_or_a_line(tmp
     assert by_file["noise-w1600.png"].outcome == "record" and "CAUTION: no ECG grid" in by_file["noise-w1600.png"].detail
     for name in ("page-w600.png", "page-w4000.png"):
         assert "CAUTION" not in by_file[name].detail
-        rec = wfdb.rdrecord(str(tmp_path / "out" / name.replace(".png", "")))
-        truth = pd.read_csv(KAGGLE_LOOK / "test_truth" / f"{page.stem}.csv")["II"].to_numpy()
-        assert np.corrcoef(rec.p_signal[:, LEADS.index("II")], truth)[0, 1] > II_CORRELATION_FLOOR, name
+        assert by_file[name].ii_r > II_CORRELATION_FLOOR, (name, by_file[name].ii_r)
+    assert by_file["noise-w1600.png"].ii_r < 0.5  # the truth of the page, not of the noise
     assert "s per page" in capsys.readouterr().out

@@ -7,7 +7,9 @@ ECGs: no crash, every page gets a record or one line saying why, and the seconds
 The pages are made from one real page (--page, default the first of ../shared/realdev/renders_no_pulse)
 resized to each width, plus extras: noise (random pixels, 1600 px), tiny (150 px), blank (white
 2200 px), corrupt (a truncated PNG), grey16 (a 16-bit grey PNG of the page, 1400 px), jpeg (a JPEG of
-the page, 3000 px). Prints one row per page and exits 1 if any page got neither outputs nor a reason.
+the page, 3000 px). Prints one row per page (with lead II's correlation to the truth where the page
+comes from a folder with test_truth/, as realdev's do) and exits 1 if any page got neither outputs
+nor a reason.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
@@ -40,6 +43,7 @@ class Row:
     outcome: str  # "record" or "reason"
     seconds: float
     detail: str
+    ii_r: float = float("nan")  # lead II read back vs the source page's truth, where it has one
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -90,6 +94,22 @@ def image_size(path: Path) -> str:
     return "unreadable" if img is None else f"{img.shape[1]}x{img.shape[0]}"
 
 
+def truth_ii(page: Path) -> np.ndarray | None:
+    """Lead II of the page's truth (folder/test/{id}.png -> folder/test_truth/{id}.csv), else None."""
+    path = page.parent.parent / "test_truth" / f"{page.stem}.csv"
+    return pd.read_csv(path)["II"].to_numpy() if path.is_file() else None
+
+
+def ii_correlation(record_hea: Path, truth: np.ndarray | None) -> float:
+    import wfdb
+
+    if truth is None:
+        return float("nan")
+    rec = wfdb.rdrecord(str(record_hea.with_suffix("")))
+    ii = rec.p_signal[:, rec.sig_name.index("II")]
+    return float(np.corrcoef(ii, truth)[0, 1]) if len(ii) == len(truth) else float("nan")
+
+
 def run(args: argparse.Namespace, work: Path) -> list[Row]:
     page = args.page
     if page is None:
@@ -105,6 +125,7 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
     make_pages(page_bgr, widths, extras, work / "pages")
     pages = expand_pages([work / "pages"]).pages
     pipeline = load_pipeline(args)
+    truth = truth_ii(page)
     rows = []
     t0 = time.perf_counter()
     for outcome in digitize_pages(pipeline, pages, work / "out", 500, args.layout, progress=False):
@@ -113,7 +134,8 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
             o = outcome.outputs
             files_ok = all(p.is_file() for p in (o.record, o.record.with_suffix(".dat"), o.csv, o.overlay))
             rows.append(Row(outcome.page.name, image_size(outcome.page), "record" if files_ok else "MISSING FILES",
-                            o.seconds, "; ".join([str(o.record), *(f"CAUTION: {c}" for c in o.cautions)])))
+                            o.seconds, "; ".join([str(o.record), *(f"CAUTION: {c}" for c in o.cautions)]),
+                            ii_correlation(o.record, truth)))
         else:
             rows.append(Row(outcome.page.name, image_size(outcome.page), "reason", t1 - t0, outcome.problem or ""))
         t0 = time.perf_counter()
@@ -129,9 +151,9 @@ def main(argv=None) -> list[Row]:
     else:
         with tempfile.TemporaryDirectory(prefix="bench_digitize_") as tmp:
             rows = run(args, Path(tmp))
-    print(f"{'file':<20} {'size':>10} {'outcome':>8} {'s':>6}  detail")
+    print(f"{'file':<20} {'size':>10} {'outcome':>8} {'s':>6} {'II r':>6}  detail")
     for r in rows:
-        print(f"{r.file:<20} {r.size:>10} {r.outcome:>8} {r.seconds:6.2f}  {r.detail}")
+        print(f"{r.file:<20} {r.size:>10} {r.outcome:>8} {r.seconds:6.2f} {r.ii_r:6.3f}  {r.detail}")
     read = [r.seconds for r in rows if r.outcome == "record"]
     if read:
         print(f"pages with a record: {len(read)} of {len(rows)}, {np.mean(read):.2f} s per page (mean)")
