@@ -208,6 +208,16 @@ def test_nothing_to_do_and_bad_setup_exit_codes(tmp_path, capsys):
         digitize_main([str(page), "--out", str(tmp_path / "o"), "--fs", "0"])
 
 
+@pytest.mark.parametrize("layout, find_layout", [("auto", True), ("competition", False)])
+def test_layout_option_reaches_the_pipeline(layout, find_layout, tmp_path):
+    from ecgdigit.digitize_cli import load_pipeline, parse_args
+
+    args = parse_args(["p.png", "--out", str(tmp_path), "--layout", layout, "--classical"])
+    assert load_pipeline(args).options.find_layout is find_layout
+    args = parse_args(["p.png", "--out", str(tmp_path), "--layout", layout, "--device", "cpu"])
+    assert load_pipeline(args).options.find_layout is find_layout
+
+
 def test_module_entry_point_lists_commands_and_rejects_unknown_ones():
     env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
     run = lambda *a: subprocess.run([sys.executable, "-m", "ecgdigit", *a], capture_output=True, text=True, env=env)  # noqa: E731
@@ -235,3 +245,13 @@ def test_pages_600_to_4000_px_wide_and_non_pages_each_get_a_record_or_a_line(tmp
         assert by_file[name].ii_r > II_CORRELATION_FLOOR, (name, by_file[name].ii_r)
     assert by_file["noise-w1600.png"].ii_r < 0.5  # the truth of the page, not of the noise
     assert "s per page" in capsys.readouterr().out
+
+
+def test_the_package_imports_without_wfdb():
+    """The Kaggle bundle imports every module on an image that may lack wfdb: only writing needs it."""
+    code = ("import sys; sys.modules['wfdb'] = None\n"
+            "import ecgdigit.__main__, ecgdigit.digitize_cli, ecgdigit.digitize_page, ecgdigit.io.wfdb_record\n"
+            "try:\n    import wfdb\nexcept ImportError:\n    print('blocked')\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "blocked", proc.stderr
