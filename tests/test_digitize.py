@@ -255,3 +255,13 @@ def test_the_package_imports_without_wfdb():
     env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "blocked", proc.stderr
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_per_page(tmp_path, capsys):
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), np.random.default_rng(4).integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    rc = digitize_main([str(page), "--out", str(blocker), "--classical", "--quiet"])
+    assert rc == 1
+    assert f"skipped {page}: writing its outputs to {blocker} failed" in capsys.readouterr().err

@@ -57,8 +57,8 @@ def page_cautions(result) -> list[str]:
         out.append(f"nothing read for lead(s) {', '.join(unread)}: missing (NaN) in the record")
     if result.stage1.method == "grid":
         return out
-    return out + [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline from "
-            f"'{result.stage0.method}'): it may not be an ECG, check the overlay"]
+    return out + [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline "
+                  f"from '{result.stage0.method}'): it may not be an ECG, check the overlay"]
 
 
 def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
@@ -93,7 +93,7 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
         raise PageError(path, "no signal could be read (" + "; ".join(digitized.warnings) + ")")
     signals = record_signals(digitized, fs)
     if not np.isfinite(signals).any():
-        raise PageError(path, "the pipeline read no finite values")
+        raise PageError(path, "no lead could be read on it")
     cautions = page_cautions(result)
     overlay_path = out_dir / f"{record_name}-overlay.png"
     try:
@@ -103,8 +103,8 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
         csv = write_signals_csv(out_dir / f"{record_name}.csv", signals, LEADS)
         overlay = save_overlay(overlay_path, result.stage2.rectified, result.stage2.scale,
                                digitized, None, title=f"{path.name}: layout {layout}; blue = read")
-    except OSError as exc:
-        raise PageError(path, f"writing its outputs to {out_dir} failed ({exc})") from None
+    except Exception as exc:  # disk full, no permission, a value wfdb refuses: this page only
+        raise PageError(path, f"writing its outputs to {out_dir} failed ({type(exc).__name__}: {exc})") from None
     if not overlay.is_file():  # cv2.imwrite reports failure by its return value only, which save_overlay drops
         raise PageError(path, f"the overlay picture could not be written to {overlay}")
     return PageOutputs(record, csv, overlay, layout, time.perf_counter() - t0,
