@@ -44,7 +44,7 @@ class PipelineOptions:
     layout: PaperLayout = PAGE
     # True: find this page's layout (calibration pulse or none, where the signal starts) after stage 1
     # instead of assuming `layout` everywhere; False: the competition's look exactly
-    find_layout: bool = False
+    find_layout: bool = True
 
 
 def check_image(image: np.ndarray) -> None:
@@ -87,7 +87,8 @@ class Pipeline:
             orientation_fn = self.models.get("orientation") if orientation is None else (lambda _: orientation)
             s0 = normalize(image, o.layout, keypoint_fn=self.models.get("keypoints"), orientation_fn=orientation_fn)
             t["stage0"] = time.perf_counter() - t0
-            s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.get("grid"))
+            s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.get("grid"),
+                        find_layout=o.find_layout)
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import PAGE, STAGE1_SCALE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
+from .layout_detection import LayoutFound, detect_layout
 from .layout_registration import register_to_layout, shifted
 
 logger = logging.getLogger(__name__)
@@ -27,13 +28,16 @@ class Stage1Result:
     n_crossings: int
     residual_px: float
     layout_shift_px: tuple[float, float] = (0.0, 0.0)  # whole squares the layout moved the grid map
+    layout_found: LayoutFound | None = None  # what layout detection saw (None: not asked, or no grid map)
 
 
 def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scale: float = STAGE1_SCALE,
-            crossing_fn=None) -> Stage1Result:
+            crossing_fn=None, find_layout: bool = False) -> Stage1Result:
     """crossing_fn(normalized_page_rgb, px_per_mm) -> (N, 2) crossings in that page's px.
 
     Defaults to the classical grid detector; a model's crossing heatmap plugs in the same way.
+    find_layout: where the registered page shows no calibration pulses, place the signal by its
+    span instead (`layout_detection`).
     """
     from ..geometry import grid_detect, grid_map
 
@@ -56,4 +60,11 @@ def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scal
     reg = register_to_layout(fit.map, upright, layout)
     if reg.shift_px != (0.0, 0.0):
         logger.info("stage 1: layout says the grid map is off by %s page px; shifted", reg.shift_px)
-    return Stage1Result(shifted(fit.map, reg.shift_px), "grid", fit.n_used, fit.residual_px, reg.shift_px)
+    page_to_image, shift, found = shifted(fit.map, reg.shift_px), reg.shift_px, None
+    if find_layout:
+        found = detect_layout(page_to_image, upright, layout)
+        if found.shift_px != (0.0, 0.0):
+            logger.info("stage 1: %s", found.describe())
+            page_to_image = shifted(page_to_image, found.shift_px)
+            shift = (shift[0] + found.shift_px[0], shift[1] + found.shift_px[1])
+    return Stage1Result(page_to_image, "grid", fit.n_used, fit.residual_px, shift, found)
