@@ -161,7 +161,7 @@ def test_python_m_ecgdigit_digitize_writes_a_record_wfdb_reads_and_skips_bad_pag
     assert np.nanmax(np.abs(csv - sig)) < 0.001
     overlay = cv2.imread(str(out / f"{page.stem}-overlay.png"))
     assert overlay is not None and overlay.shape[1] == 2200
-    assert f"ok {page}: layout auto" in proc.stdout and "digitized 1 of 5 page(s)" in proc.stdout
+    assert f"ok {page}: layout competition (pulse in " in proc.stdout and "digitized 1 of 5 page(s)" in proc.stdout
     lines = skipped_lines(proc.stderr)
     for name, words in expect.items():
         assert words in lines[name], (name, lines.get(name))
@@ -265,3 +265,16 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_per_page(tmp_path, 
     rc = digitize_main([str(page), "--out", str(blocker), "--classical", "--quiet"])
     assert rc == 1
     assert f"skipped {page}: writing its outputs to {blocker} failed" in capsys.readouterr().err
+
+
+def test_the_layout_named_is_the_one_found_else_the_one_assumed():
+    from types import SimpleNamespace
+
+    from ecgdigit.digitize_page import layout_used
+    from ecgdigit.stages.layout_detection import LayoutFound
+
+    found = LayoutFound("signal span", (39.0, 0.0), 0, 3.0)
+    assert layout_used(SimpleNamespace(stage1=SimpleNamespace(layout_found=found)), "auto") == found.describe()
+    none = SimpleNamespace(stage1=SimpleNamespace(layout_found=None))
+    assert layout_used(none, "competition") == "competition (as asked)"
+    assert layout_used(none, "auto").startswith("competition (assumed")

@@ -61,6 +61,16 @@ def page_cautions(result) -> list[str]:
                   f"from '{result.stage0.method}'): it may not be an ECG, check the overlay"]
 
 
+def layout_used(result, requested: str) -> str:
+    """The layout the page was read with: what stage 1's layout detection found, else what was assumed."""
+    found = result.stage1.layout_found
+    if found is not None:
+        return found.describe()
+    if requested == "competition":
+        return "competition (as asked)"
+    return "competition (assumed: no grid map to find the layout on)"
+
+
 def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
     """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
     windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead)])
@@ -75,10 +85,10 @@ def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str
 
 
 def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: str, fs: int,
-                  layout: str) -> PageOutputs:
+                  requested_layout: str) -> PageOutputs:
     """out_dir/{record_name}.hea/.dat/.csv and {record_name}-overlay.png for the page at path.
 
-    layout: the name written in the header and on the overlay (the pipeline's layout choice).
+    requested_layout: the --layout asked for ('auto' or 'competition'); named where nothing was found.
     """
     t0 = time.perf_counter()
     image = read_page(path)
@@ -95,6 +105,7 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
     if not np.isfinite(signals).any():
         raise PageError(path, "no lead could be read on it")
     cautions = page_cautions(result)
+    layout = layout_used(result, requested_layout)
     overlay_path = out_dir / f"{record_name}-overlay.png"
     try:
         overlay_path.unlink(missing_ok=True)  # an old picture must not pass for this run's (see below)
