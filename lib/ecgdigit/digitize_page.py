@@ -1,0 +1,122 @@
+"""One page in, its outputs out: read the image, run the pipeline, write the WFDB record, the CSV and
+the overlay picture. Anything that stops a page is a PageError naming the file and what is wrong."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import LEADS
+from .debug_plot import save_overlay
+from .io.competition_files import CompetitionFileError, read_image
+from .io.signals_csv import write_signals_csv
+from .io.wfdb_record import write_wfdb_record
+from .pipeline import Pipeline, UnreadableImage
+from .record_signals import printed_window_s, record_signals, unread_leads
+
+
+class PageError(Exception):
+    """This page gets no outputs; the message is '<file>: <what is wrong>'."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class PageOutputs:
+    record: Path  # the .hea; the .dat lies beside it
+    csv: Path
+    overlay: Path
+    layout: str
+    seconds: float
+    warnings: list[str] = field(default_factory=list)  # the pipeline's, about single leads
+    cautions: list[str] = field(default_factory=list)  # about the whole page: the record may be wrong
+
+
+def read_page(path: Path) -> np.ndarray:
+    """The kit's image reader (grey, RGBA and 16-bit become 8-bit RGB), its errors as PageError."""
+    try:
+        return read_image(path)
+    except CompetitionFileError as exc:
+        raise PageError(path, exc.problem) from None
+
+
+def page_cautions(result) -> list[str]:
+    """What the record lacks, and signs that the page may not be an ECG at all. Not a refusal: a
+    faded real page can lack a visible grid and still read well, so the record is written and the
+    user told to look."""
+    out = []
+    unread = unread_leads(result.digitized)
+    if unread:
+        out.append(f"nothing read for lead(s) {', '.join(unread)}: missing (NaN) in the record")
+    if result.stage1.method == "grid":
+        return out
+    return out + [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline "
+                  f"from '{result.stage0.method}'): it may not be an ECG, check the overlay"]
+
+
+def layout_used(result, requested: str) -> str:
+    """The layout the page was read with: what stage 1's layout detection found, else what was assumed."""
+    found = result.stage1.layout_found
+    if found is not None:
+        return found.describe()
+    if requested == "competition":
+        return "competition (as asked)"
+    return "competition (assumed: no grid map to find the layout on)"
+
+
+def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
+    """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
+    windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead)])
+    return [
+        f"digitized from {path.name} by ecgdigit {__version__}, layout {layout}, "
+        f"stage0 {result.stage0.method}, stage1 {result.stage1.method}",
+        f"each lead holds values only where the page printed it ({windows}); elsewhere missing (NaN)",
+        f"resampled to {fs} Hz from the page's {result.digitized.fs:g} Hz reading grid",
+        *(f"caution: {c}" for c in cautions),
+        *(f"warning: {w}" for w in result.digitized.warnings),
+    ]
+
+
+def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: str, fs: int,
+                  requested_layout: str) -> PageOutputs:
+    """out_dir/{record_name}.hea/.dat/.csv and {record_name}-overlay.png for the page at path.
+
+    requested_layout: the --layout asked for ('auto' or 'competition'); named where nothing was found.
+    """
+    t0 = time.perf_counter()
+    image = read_page(path)
+    try:
+        result = pipeline.run(image)
+    except UnreadableImage as exc:
+        raise PageError(path, str(exc)) from None
+    except Exception as exc:  # a pipeline failure on one page must not stop the others
+        raise PageError(path, f"digitizing failed ({type(exc).__name__}: {exc})") from None
+    digitized = result.digitized
+    if digitized.is_fallback:
+        raise PageError(path, "no signal could be read (" + "; ".join(digitized.warnings) + ")")
+    signals = record_signals(digitized, fs)
+    if not np.isfinite(signals).any():
+        raise PageError(path, "no lead could be read on it")
+    cautions = page_cautions(result)
+    layout = layout_used(result, requested_layout)
+    overlay_path = out_dir / f"{record_name}-overlay.png"
+    try:
+        overlay_path.unlink(missing_ok=True)  # an old picture must not pass for this run's (see below)
+        comments = record_comments(path, layout, result, fs, cautions)
+        record = write_wfdb_record(out_dir, record_name, signals, fs, LEADS, comments)
+        csv = write_signals_csv(out_dir / f"{record_name}.csv", signals, LEADS)
+        overlay = save_overlay(overlay_path, result.stage2.rectified, result.stage2.scale,
+                               digitized, None, title=f"{path.name}: layout {layout}; blue = read")
+    except Exception as exc:  # disk full, no permission, a value wfdb refuses: this page only
+        raise PageError(path, f"writing its outputs to {out_dir} failed ({type(exc).__name__}: {exc})") from None
+    if not overlay.is_file():  # cv2.imwrite reports failure by its return value only, which save_overlay drops
+        raise PageError(path, f"the overlay picture could not be written to {overlay}")
+    return PageOutputs(record, csv, overlay, layout, time.perf_counter() - t0,
+                       list(digitized.warnings), cautions)

@@ -1,0 +1,50 @@
+"""The 12 leads as a record holds them: one time grid at the chosen rate over the 10 s, each lead's
+values where the page printed it and NaN elsewhere.
+
+Outside its printed window a short lead only holds the pipeline's filler (its edge value continued,
+see Digitized); written into a record that filler would pass for measured signal, so it is left out.
+So is a lead the reader found nothing for: the pipeline leaves it exactly 0.0 over the whole 10 s.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import DURATION_S, LEADS, RHYTHM_LEAD, SHORT_LEAD_S
+from .digitized import Digitized, lead_window_start_s
+
+
+def printed_window_s(lead: str) -> tuple[float, float]:
+    """[start, end) seconds of the lead on the page (the competition's 3x4 + II layout)."""
+    t0 = lead_window_start_s(lead)
+    return t0, t0 + (DURATION_S if lead == RHYTHM_LEAD else SHORT_LEAD_S)
+
+
+def unread_leads(digitized: Digitized) -> list[str]:
+    """Leads left all zeros: a read trace is never exactly 0.0 at every sample."""
+    return [lead for j, lead in enumerate(LEADS) if not np.any(digitized.signals[:, j])]
+
+
+def record_signals(digitized: Digitized, fs: int) -> np.ndarray:
+    """(round(10 s * fs), 12) float64 mV in config.LEADS order, NaN outside each printed window and
+    for every unread lead.
+
+    Not lead_rows(): that gives test.csv's rows, which start at the window's own start; a record's
+    leads share one grid t = k / fs, and the two differ where 2.5 s * fs is not a whole number.
+    """
+    if fs <= 0:
+        raise ValueError(f"sampling rate must be positive, got {fs}")
+    n = int(round(DURATION_S * fs))
+    t = np.arange(n, dtype=np.float64) / fs
+    out = np.full((n, len(LEADS)), np.nan)
+    unread = set(unread_leads(digitized))
+    for j, lead in enumerate(LEADS):
+        if lead in unread:
+            continue
+        src = digitized.lead(lead).astype(np.float64)
+        t_src = np.arange(len(src), dtype=np.float64) / float(digitized.fs)
+        t0, t1 = printed_window_s(lead)
+        # a nanosecond's slack: k / fs in floats may land a hair off a window edge that is a sample
+        inside = (t >= t0 - 0.5e-9) & (t < t1 - 0.5e-9)
+        out[inside, j] = np.interp(t[inside], t_src, src)
+    out[~np.isfinite(out)] = np.nan
+    return out
