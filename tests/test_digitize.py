@@ -81,6 +81,16 @@ def test_record_signals_hold_each_lead_only_in_its_printed_window(fs):
     assert np.isfinite(sig[:, LEADS.index("I")]).sum() == np.count_nonzero(t < 2.5)
 
 
+def test_a_simultaneous_page_record_holds_every_short_lead_at_0_to_2_5_s():
+    """Its later windows hold the pipeline's beat estimate, which a record must not pass off as read."""
+    d = synthetic_digitized()
+    d.simultaneous_columns = True
+    sig = record_signals(d, 500)
+    for lead in ("aVR", "V2", "V6"):
+        col = sig[:, LEADS.index(lead)]
+        assert np.isfinite(col[:1250]).all() and np.isnan(col[1250:]).all(), lead
+
+
 def test_a_lead_the_reader_found_nothing_for_is_missing_not_zero():
     d = synthetic_digitized()
     d.signals[:, LEADS.index("V3")] = 0.0
@@ -271,10 +281,16 @@ def test_the_layout_named_is_the_one_found_else_the_one_assumed():
     from types import SimpleNamespace
 
     from ecgdigit.digitize_page import layout_used
+    from ecgdigit.stages.column_timing import ColumnTiming
     from ecgdigit.stages.layout_detection import LayoutFound
 
     found = LayoutFound("signal span", (39.0, 0.0), 0, 3.0)
-    assert layout_used(SimpleNamespace(stage1=SimpleNamespace(layout_found=found)), "auto") == found.describe()
-    none = SimpleNamespace(stage1=SimpleNamespace(layout_found=None))
+    consecutive = SimpleNamespace(column_timing=ColumnTiming(False, 0.99, 0.1))
+    simultaneous = SimpleNamespace(column_timing=ColumnTiming(True, 0.1, 0.99))
+    page = SimpleNamespace(stage1=SimpleNamespace(layout_found=found), stage2=consecutive)
+    assert layout_used(page, "auto") == found.describe()
+    page.stage2 = simultaneous
+    assert layout_used(page, "auto") == found.describe() + "; columns simultaneous (all from 0 s)"
+    none = SimpleNamespace(stage1=SimpleNamespace(layout_found=None), stage2=consecutive)
     assert layout_used(none, "competition") == "competition (as asked)"
     assert layout_used(none, "auto").startswith("competition (assumed")

@@ -62,18 +62,22 @@ def page_cautions(result) -> list[str]:
 
 
 def layout_used(result, requested: str) -> str:
-    """The layout the page was read with: what stage 1's layout detection found, else what was assumed."""
+    """The layout the page was read with: what stage 1's layout detection found (else what was
+    assumed), and which time the columns show (stage 2's column timing)."""
     found = result.stage1.layout_found
     if found is not None:
-        return found.describe()
-    if requested == "competition":
-        return "competition (as asked)"
-    return "competition (assumed: no grid map to find the layout on)"
+        placed = found.describe()
+    elif requested == "competition":
+        placed = "competition (as asked)"
+    else:
+        placed = "competition (assumed: no grid map to find the layout on)"
+    timing = result.stage2.column_timing
+    return placed if timing is None or not timing.simultaneous else placed + "; columns simultaneous (all from 0 s)"
 
 
 def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
     """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
-    windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead)])
+    windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead, result.digitized)])
     return [
         f"digitized from {path.name} by ecgdigit {__version__}, layout {layout}, "
         f"stage0 {result.stage0.method}, stage1 {result.stage1.method}",

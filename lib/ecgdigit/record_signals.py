@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import DURATION_S, LEADS, RHYTHM_LEAD, SHORT_LEAD_S
-from .digitized import Digitized, lead_window_start_s
+from .config import DURATION_S, LEADS, RHYTHM_LEAD, SHORT_LEAD_S, lead_column
+from .digitized import Digitized
 
 
-def printed_window_s(lead: str) -> tuple[float, float]:
-    """[start, end) seconds of the lead on the page (the competition's 3x4 + II layout)."""
-    t0 = lead_window_start_s(lead)
-    return t0, t0 + (DURATION_S if lead == RHYTHM_LEAD else SHORT_LEAD_S)
+def printed_window_s(lead: str, digitized: Digitized | None = None) -> tuple[float, float]:
+    """[start, end) seconds of the record that the page printed for the lead (3x4 + II rows; a page
+    whose columns are simultaneous prints every short lead's first 2.5 s)."""
+    if lead == RHYTHM_LEAD:
+        return 0.0, DURATION_S
+    col = lead_column(lead)
+    t0 = digitized.printed_start_s(col) if digitized is not None else col * SHORT_LEAD_S
+    return t0, t0 + SHORT_LEAD_S
 
 
 def unread_leads(digitized: Digitized) -> list[str]:
@@ -42,7 +46,7 @@ def record_signals(digitized: Digitized, fs: int) -> np.ndarray:
             continue
         src = digitized.lead(lead).astype(np.float64)
         t_src = np.arange(len(src), dtype=np.float64) / float(digitized.fs)
-        t0, t1 = printed_window_s(lead)
+        t0, t1 = printed_window_s(lead, digitized)
         # a nanosecond's slack: k / fs in floats may land a hair off a window edge that is a sample
         inside = (t >= t0 - 0.5e-9) & (t < t1 - 0.5e-9)
         out[inside, j] = np.interp(t[inside], t_src, src)
