@@ -256,13 +256,18 @@ def read_submission(path: str | os.PathLike) -> pd.DataFrame:
 
 def validate_submission(sub: pd.DataFrame | str | os.PathLike, test: pd.DataFrame) -> None:
     """Raise SubmissionError unless `sub` holds every id of test.csv's expansion exactly once, nothing
-    else, with finite values, under columns exactly id,value."""
-    where = ""
+    else, with finite values, under columns exactly id,value. A path is checked in chunks
+    (submission_check: bounded memory for the hidden set's ~22 M rows); a DataFrame in memory."""
     if not isinstance(sub, pd.DataFrame):
-        where = f"{sub}: "
-        sub = read_submission(sub)
+        from .submission_check import check_submission_file
+
+        problems, n_rows, n_expected = check_submission_file(sub, test)
+        if problems:
+            raise SubmissionError(f"{sub}: invalid submission ({n_rows} rows, expected {n_expected}): "
+                                  + "; ".join(problems))
+        return
     if list(sub.columns) != list(SUBMISSION_COLUMNS):
-        raise SubmissionError(f"{where}columns must be exactly {list(SUBMISSION_COLUMNS)}, got {list(sub.columns)}")
+        raise SubmissionError(f"columns must be exactly {list(SUBMISSION_COLUMNS)}, got {list(sub.columns)}")
     problems = []
     got = pd.Index(sub["id"].astype(str))
     dup = got.duplicated()
@@ -280,5 +285,5 @@ def validate_submission(sub: pd.DataFrame | str | os.PathLike, test: pd.DataFram
     if bad.any():
         problems.append(f"{int(bad.sum())} non-finite or non-numeric value(s), e.g. ids {got[bad][:3].tolist()}")
     if problems:
-        raise SubmissionError(f"{where}invalid submission ({len(sub)} rows, expected {len(want)}): "
+        raise SubmissionError(f"invalid submission ({len(sub)} rows, expected {len(want)}): "
                               + "; ".join(problems))
