@@ -17,7 +17,6 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import config
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +122,11 @@ def _encode_field(text: str, width: int) -> np.ndarray:
 class _ChunkWriter:
     """Accumulates (image, lead) blocks and writes them as text lines in large numpy passes."""
 
-    def __init__(self, f, row_digits: np.ndarray, id_width: int):
+    def __init__(self, f, row_digits: np.ndarray, id_width: int, lead_width: int):
         self.f = f
         self.row_digits = row_digits
         self.id_width = id_width + 1  # "{id}_"
-        self.lead_width = max(len(x) for x in config.LEADS) + 2  # "_{lead},"
+        self.lead_width = lead_width + 2  # "_{lead},"
         self.blocks: list[tuple[str, str, np.ndarray]] = []
         self.n = 0
 
@@ -193,8 +192,10 @@ def write_submission(test: pd.DataFrame, predictions: Mapping[str, Mapping[str, 
     try:
         with os.fdopen(fd, "wb", buffering=1 << 22) as f:
             f.write(b"id,value\n")
+            # widths from this test table: a tolerantly read test.csv may hold a lead outside config.LEADS
             writer = _ChunkWriter(f, _digit_table(int(nrows.max()) if len(nrows) else 1),
-                                  max((len(s.encode()) for s in ids), default=1))
+                                  max((len(s.encode()) for s in ids), default=1),
+                                  max((len(s.encode()) for s in leads), default=1))
             for image_id, lead, n in zip(ids, leads, nrows):
                 image_pred = predictions.get(image_id)
                 arr = None if image_pred is None else image_pred.get(lead)
