@@ -316,7 +316,7 @@ def main(argv=None) -> dict:
         pipeline, device = Pipeline(), "cpu"
     else:
         device = str(pick_device(args.device))
-        pipeline = Pipeline.load(args.weights, device)
+        pipeline = Pipeline.load(args.weights, device, strict_weights=True)  # a benchmark must not measure a silent fallback
     models = sorted(pipeline.models) or ["none (classical stages)"]
     dev_name = device_name(device)
     import cv2
