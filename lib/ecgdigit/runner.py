@@ -288,8 +288,8 @@ def run_submission(
 
     competition: a CompetitionFolder, a path, or None (CompetitionFolder.resolve(): env
     ECGDIGIT_COMPETITION_DIR, then Kaggle's mounts). predictor: a PredictorSpec (None: from env
-    ECGDIGIT_PREDICTOR / ECGDIGIT_STRICT_WEIGHTS), built AFTER the fallback file exists in each of
-    `workers` processes (None: $ECGDIGIT_WORKERS, else the cores); or a predictor object (image RGB
+    ECGDIGIT_PREDICTOR / ECGDIGIT_STRICT_WEIGHTS; or any picklable object with load() ->
+    LoadedPredictor), built AFTER the fallback file exists in each of `workers` processes (None: $ECGDIGIT_WORKERS, else the cores); or a predictor object (image RGB
     -> Digitized, or with predict/predict_many) run in this process, batch_size images at a time.
     A predictor that cannot be built leaves every image with the fallback (error in `failures`),
     except a --strict-weights refusal, which raises models.stage_loading.StageLoadError.
@@ -343,12 +343,12 @@ def run_submission(
     if predictor is None:
         predictor = PredictorSpec.from_env()
     t_predict = time.monotonic()
-    if isinstance(predictor, PredictorSpec):
+    if _built_in_workers(predictor):
         n_workers = default_workers() if workers is None else int(workers)
         if batch_size > 1:
             logger.warning("batch_size %d: worker processes predict one image at a time", batch_size)
         try:
-            predictor.check()
+            getattr(predictor, "check", lambda: None)()
             warnings = _predict_in_workers(folder, predictor, test_df, result, n_workers=n_workers,
                                            stop_at=stop_at, limit=limit, on_record=on_record, progress=progress)
         except (ValueError, WorkerLoadError) as exc:
@@ -400,7 +400,16 @@ def run_submission(
     return report
 
 
-def _predict_in_workers(folder: CompetitionFolder, spec: PredictorSpec, test_df: pd.DataFrame,
+def _built_in_workers(predictor) -> bool:
+    """A PredictorSpec, or any picklable object with load() -> predictor_spec.LoadedPredictor that is
+    not itself a predictor (a Pipeline has a load classmethod, and predicts here)."""
+    if isinstance(predictor, PredictorSpec):
+        return True
+    return callable(getattr(predictor, "load", None)) and not callable(predictor) \
+        and not hasattr(predictor, "predict")
+
+
+def _predict_in_workers(folder: CompetitionFolder, spec, test_df: pd.DataFrame,
                         result: RecordsResult, *, n_workers: int, stop_at: float | None, limit: int | None,
                         on_record: Callable[[str], None], progress: bool) -> list[str]:
     """predict_records() in worker processes; returns the workers' load warnings. The same failures,
