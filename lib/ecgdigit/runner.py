@@ -435,7 +435,11 @@ def _predict_in_workers(folder: CompetitionFolder, spec, test_df: pd.DataFrame,
         bar.set_postfix(s_per_img=f"{seconds:.2f}")
         on_record(image_id)
 
-    pool = WorkerPool(max(1, min(n_workers, end or 1)), spec, folder.root)
+    if not tasks:  # nothing to predict (limit 0): no worker to start
+        bar.close()
+        result.failures.extend((i, "skipped: limit") for i in ids[end:])
+        return []
+    pool = WorkerPool(max(1, min(n_workers, len(tasks))), spec, folder.root)
     try:
         outcome = pool.run(tasks, on_result, stop_at)
     finally:
