@@ -148,3 +148,34 @@ def test_sigkill_at_any_moment_leaves_a_valid_file(tmp_path):
                 pass
         validate_submission(out, test_df)
     assert killed_running >= 2, "the runs ended before the kill: nothing was tested"
+
+
+def test_default_workers_are_the_usable_cores_or_the_env(monkeypatch):
+    import pytest
+
+    from ecgdigit.worker_pool import available_cores, default_workers
+
+    monkeypatch.delenv("ECGDIGIT_WORKERS", raising=False)
+    assert default_workers() == available_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("ECGDIGIT_WORKERS", "3")
+    assert default_workers() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("ECGDIGIT_WORKERS", bad)
+        with pytest.raises(ValueError, match="ECGDIGIT_WORKERS"):
+            default_workers()
+
+
+def test_workers_predict_what_this_process_predicts(tmp_path):
+    """The same predictor in this process and in 2 workers: the same bytes (results arrive in any
+    order; the file is written in test.csv order)."""
+    comp = make_competition(tmp_path / "comp")
+    here = run_submission(comp, tmp_path / "here.csv", predictor=ramp_predictor, progress=False)
+    there = run_submission(comp, tmp_path / "there.csv", predictor=Ramp(), workers=2, progress=False)
+    assert (here.n_predicted, there.n_predicted, there.workers) == (4, 4, 2)
+    assert (tmp_path / "here.csv").read_bytes() == (tmp_path / "there.csv").read_bytes()
+
+
+@dataclass(frozen=True)
+class Ramp:
+    def load(self) -> LoadedPredictor:
+        return LoadedPredictor(ramp_predictor)

@@ -47,7 +47,10 @@ def _rows(digitized, leads) -> dict:
 def serve(conn_in: Connection, conn_out: Connection) -> int:
     setup = conn_in.recv()
     sys.path[:] = setup["sys_path"]  # before the predictor is unpickled: its module may live there
-    logging.basicConfig(level=setup["log_level"], format=f"%(asctime)s %(levelname)s worker{setup['index']} %(name)s: %(message)s")
+    logging.basicConfig(level=setup["log_level"],
+                        format=f"%(asctime)s %(levelname)s worker{setup['index']} %(name)s: %(message)s")
+    # the parent logs each stage left classical once, for all workers
+    logging.getLogger("ecgdigit.models.stage_loading").setLevel(logging.ERROR)
     _limit_threads(setup["threads"])
     from .io.competition_files import CompetitionFolder
     from .models.stage_loading import StageLoadError
