@@ -20,7 +20,7 @@ from ecgdigit.predictor_spec import LoadedPredictor
 from ecgdigit.runner import run_submission
 
 from helpers import REPO  # noqa: E402
-from test_runner import IDS, make_competition, ramp_predictor
+from test_runner import make_competition, ramp_predictor
 
 LIB, TESTS = str(REPO / "lib"), str(REPO / "tests")
 
