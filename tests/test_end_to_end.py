@@ -160,7 +160,7 @@ def test_unloadable_models_run_classical_loudly(classical_run, folder2, weights_
 
     strict = tmp_path / "strict.csv"
     rc = build_submission.cli(["--input", str(folder2), "--output", str(strict), "--weights", str(broken),
-                               "--quiet", "--strict-weights"])
+                               "--quiet", "--strict-weights", "--workers", "1"])
     assert rc == 3
     err = capsys.readouterr().err
     assert "--strict-weights" in err and "stage0_tiny.safetensors" in err
