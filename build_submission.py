@@ -32,9 +32,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--classical", action="store_true", help="ignore weights: every stage uses its classical version")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--time-budget", type=float, default=None, help="seconds for the whole run (fallbacks after)")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="images predicted together: stage 0's orientation model runs on them as one batch "
-                        "(the other stages stay per image; results are the same as with 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes predicting images in parallel (default: $ECGDIGIT_WORKERS, else the cores "
+                        "this process may use); the submission is byte-for-byte the same for any number")
+    p.add_argument("--strict-weights", action="store_true",
+                   help="stop (exit 3) when a stage's model cannot be loaded, instead of running that stage's "
+                        "classical version with a warning")
     p.add_argument("--limit", type=int, default=None, help="predict at most this many images (rest: fallback)")
     p.add_argument("--debug-dir", type=Path, default=None,
                    help="save a rectified page with the read signal drawn over it, per image (first --debug-n)")
@@ -43,12 +46,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_predictor(args):
-    from ecgdigit.pipeline import Pipeline
+def predictor_spec(args):
+    """What each worker process builds (after the fallback submission is written)."""
+    from ecgdigit.predictor_spec import PredictorSpec
 
-    if args.classical:
-        return Pipeline()
-    return Pipeline.load(weights_dir=args.weights, device=args.device)
+    return PredictorSpec(kind="classical" if args.classical else "pipeline",
+                         weights_dir=None if args.weights is None else str(args.weights),
+                         device=args.device, strict_weights=args.strict_weights)
 
 
 def save_debug_pictures(folder, pipeline, out_dir: Path, n: int) -> None:
@@ -86,35 +90,49 @@ def main(argv=None) -> int:
     root = args.input if args.input is not None else ensure_embedded_sample(progress=not args.quiet)
     folder = CompetitionFolder(root)
     output = args.output or paths().outputs / "submission.csv"
-    pipeline = make_predictor(args)
+    spec = predictor_spec(args)
     t0 = time.perf_counter()
-    report = run_submission(folder, output, predictor=pipeline, deadline_s=args.time_budget,
-                            limit=args.limit, progress=not args.quiet, batch_size=args.batch_size)
+    report = run_submission(folder, output, predictor=spec, deadline_s=args.time_budget, limit=args.limit,
+                            progress=not args.quiet, workers=args.workers)
     wall = time.perf_counter() - t0
+    for text in report.warnings:  # first: a stage running classical changes what the score means
+        print(f"WARNING: {text}")
     print(f"submission: {report.submission} ({report.n_images} images, {report.n_predicted} predicted, "
           f"{report.n_fallback} fallback{', stopped by the time budget' if report.stopped_by_deadline else ''})")
-    print(f"seconds per image: {report.seconds_per_image:.2f} (wall {wall:.1f} s, device "
+    print(f"seconds per image: {report.seconds_per_image:.2f} per worker, {report.wall_seconds_per_image:.2f} "
+          f"wall with {report.workers} worker(s) (run {wall:.1f} s, device "
           f"{args.device or os.environ.get('CUDA_VISIBLE_DEVICES') and 'cuda' or 'auto'})")
     for image_id, reason in report.failures:
         print(f"  fallback {image_id}: {reason}")
+    if report.test_csv_problems:  # the file is written (repaired as the log says); locally, say it loudly
+        for problem in report.test_csv_problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {folder.test_csv_path} has {len(report.test_csv_problems)} kind(s) of problem; "
+              f"{output} was written with them repaired, not scored", file=sys.stderr)
+        return 2
     if folder.has_truth():
         print(format_evaluation(evaluate_submission(folder, output)))
     else:
         print("no truth in this folder: not scored")
     if args.debug_dir is not None:
-        save_debug_pictures(folder, pipeline, args.debug_dir, args.debug_n)
+        save_debug_pictures(folder, spec.load().predictor, args.debug_dir, args.debug_n)
     return 0
 
 
 def cli(argv=None) -> int:
-    """main() with the competition folder's own errors as one clear line instead of a traceback."""
+    """main() with the competition folder's own errors as one clear line instead of a traceback
+    (exit 2), and a --strict-weights refusal as one line too (exit 3)."""
     from ecgdigit.io.competition_files import CompetitionFileError, CompetitionNotFoundError
+    from ecgdigit.models.stage_loading import StageLoadError
 
     try:
         return main(argv)
     except (CompetitionFileError, CompetitionNotFoundError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StageLoadError as exc:
+        print(f"error: {exc} (the fallback submission is in place)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

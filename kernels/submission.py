@@ -10,13 +10,15 @@
 # # ecgdigit: submission
 # Offline (internet off). Cell 1 finds the `ecgdigit-bundle` dataset wherever Kaggle mounts it and calls
 # the bootstrap at its root (`ecgdigit_bootstrap.setup()`: unpacks, installs its wheels only if an import
-# fails, puts its `lib/` on `sys.path`). Cell 2 runs the whole submission: a valid all-zero
-# `submission.csv` first, then real predictions image by image until the deadline.
+# fails, puts its `lib/` on `sys.path`). Cell 2 runs the whole submission: test.csv read tolerantly, a
+# valid all-zero `submission.csv` first, then real predictions in one worker process per core until the
+# deadline. A stage whose model cannot be loaded runs its classical version: its warning is printed first.
 #
 # Environment overrides (used by the tests; none is needed on Kaggle): `ECGDIGIT_BUNDLE_DIR`,
 # `ECGDIGIT_KAGGLE_INPUT` (instead of /kaggle/input), `ECGDIGIT_COMPETITION_DIR`, `ECGDIGIT_OUTPUT`,
-# `ECGDIGIT_DEADLINE_S` (seconds for the whole notebook), `ECGDIGIT_PREDICTOR` (`pipeline`, `zeros` or
-# `zeros:<seconds per image>`).
+# `ECGDIGIT_DEADLINE_S` (seconds for the whole notebook), `ECGDIGIT_PREDICTOR` (`pipeline`, `classical`,
+# `zeros` or `zeros:<seconds per image>`), `ECGDIGIT_WORKERS` (default: the cores), `ECGDIGIT_STRICT_WEIGHTS=1`
+# (stop when a model cannot be loaded).
 
 # %%
 import importlib.util
@@ -41,4 +43,6 @@ report = run_submission(
     os.environ.get("ECGDIGIT_OUTPUT", "/kaggle/working/submission.csv"),
     deadline_s=float(os.environ.get("ECGDIGIT_DEADLINE_S", 8.5 * 3600)) - (time.time() - T0),
 )
+for warning in report.warnings + report.test_csv_problems:
+    print("WARNING:", warning)
 print(report)

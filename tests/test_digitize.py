@@ -212,7 +212,10 @@ def test_nothing_to_do_and_bad_setup_exit_codes(tmp_path, capsys):
     cv2.imwrite(str(page), np.zeros((300, 300, 3), np.uint8))
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "manifest.json").write_text("{not json")
-    assert digitize_main([str(page), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "weights")]) == 2
+    bad_weights = [str(page), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "weights")]
+    assert digitize_main(bad_weights) == 1  # the stages run classical (said first); the blank page is skipped
+    assert "MODEL NOT LOADED" in capsys.readouterr().err
+    assert digitize_main(bad_weights + ["--strict-weights"]) == 2
     assert "cannot load the pipeline" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         digitize_main([str(page), "--out", str(tmp_path / "o"), "--fs", "0"])

@@ -87,7 +87,14 @@ def model_run(folder2, weights_dir, tmp_path_factory):
     """build_submission with the tiny models on the 2-image folder: (exit code, submission, stdout)."""
     out = tmp_path_factory.mktemp("out_models") / "submission.csv"
     rc, text = run_build(["--input", str(folder2), "--output", str(out), "--weights", str(weights_dir),
-                          "--device", "cpu", "--quiet"])
+                          "--device", "cpu", "--quiet", "--workers", "2"])
+    return rc, out, text
+
+
+@pytest.fixture(scope="module")
+def classical_run(folder2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out_classical") / "classical.csv"
+    rc, text = run_build(["--input", str(folder2), "--output", str(out), "--classical", "--quiet"])
     return rc, out, text
 
 
@@ -103,14 +110,62 @@ def test_build_submission_with_untrained_tiny_models(model_run, folder2):
     assert "(2 images, 2 predicted" in text, text
 
 
-def test_build_submission_classical(folder2, model_run, tmp_path):
-    out = tmp_path / "classical.csv"
-    rc, text = run_build(["--input", str(folder2), "--output", str(out), "--classical", "--quiet"])
+def test_build_submission_classical(folder2, model_run, classical_run):
+    rc, out, text = classical_run
     assert rc == 0
     validate_submission(out, read_test_csv(folder2))
     assert math.isfinite(printed_score(text)), text
     # the weights were really used in the model run: its reading differs from the classical one
     assert out.read_bytes() != model_run[1].read_bytes()
+
+
+def test_one_worker_writes_the_same_bytes_as_two(model_run, folder2, weights_dir, tmp_path):
+    """The models' torch threads (all cores in one worker, one each in two) and the order images
+    finish in must not change a byte of the file."""
+    out = tmp_path / "one.csv"
+    rc, text = run_build(["--input", str(folder2), "--output", str(out), "--weights", str(weights_dir),
+                          "--device", "cpu", "--quiet", "--workers", "1"])
+    assert rc == 0 and "with 1 worker(s)" in text and "with 2 worker(s)" in model_run[2]
+    assert out.read_bytes() == model_run[1].read_bytes()
+
+
+def corrupt_copy(weights_dir: Path, dest: Path) -> Path:
+    """The weights folder with every weights file truncated (its manifest unchanged)."""
+    import shutil
+
+    shutil.copytree(weights_dir, dest)
+    for f in dest.glob("*.safetensors"):
+        f.write_bytes(f.read_bytes()[:1000])
+    return dest
+
+
+def test_unloadable_models_run_classical_loudly(classical_run, folder2, weights_dir, tmp_path, capsys):
+    """Every model unloadable: the run is the classical one, byte for byte, with a warning per stage
+    printed first, never silently zeros; --strict-weights stops with exit 3 and the fallback in place."""
+    broken = corrupt_copy(weights_dir, tmp_path / "weights")
+    out = tmp_path / "s.csv"
+    rc, text = run_build(["--input", str(folder2), "--output", str(out), "--weights", str(broken), "--quiet",
+                          "--limit", "1"])  # one image is enough to compare, and half the time
+    assert rc == 0
+    warnings = [line for line in text.splitlines() if line.startswith("WARNING: ")]
+    assert text.splitlines()[:3] == warnings and len(warnings) == 3, text
+    for stage in (0, 1, 2):
+        assert any(f"stage {stage} model {broken}/stage{stage}_tiny.safetensors could not be loaded" in w
+                   and "sha256" in w and f"stage {stage} runs its CLASSICAL version" in w for w in warnings)
+    first = str(read_test_csv(folder2)["id"].iloc[0])
+    lines = [line for line in out.read_text().splitlines() if line.startswith(f"{first}_")]
+    assert lines and lines == [line for line in classical_run[1].read_text().splitlines()
+                               if line.startswith(f"{first}_")]
+    assert np.abs(np.array([float(line.split(",")[1]) for line in lines])).max() > 0.0
+
+    strict = tmp_path / "strict.csv"
+    rc = build_submission.cli(["--input", str(folder2), "--output", str(strict), "--weights", str(broken),
+                               "--quiet", "--strict-weights", "--workers", "1"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "--strict-weights" in err and "stage0_tiny.safetensors" in err
+    validate_submission(strict, read_test_csv(folder2))
+    assert np.all(read_submission(strict)["value"].to_numpy() == 0.0)
 
 
 def test_bad_images_keep_the_fallback_and_are_named(tmp_path, caplog):
@@ -174,7 +229,27 @@ def test_notebook_matches_build_submission(model_run, folder2, weights_dir, tmp_
 
 def test_a_broken_test_csv_is_one_clear_error(tmp_path, capsys):
     (tmp_path / "test").mkdir()
-    (tmp_path / "test.csv").write_text("id,lead,fs\n1,I,500\n")
-    assert build_submission.cli(["--input", str(tmp_path), "--classical", "--quiet"]) == 2
+    (tmp_path / "test.csv").write_text("id,lead\n1,I\n")
+    assert build_submission.cli(["--input", str(tmp_path), "--output", str(tmp_path / "s.csv"),
+                                 "--classical", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "test.csv") in err and "number_of_rows" in err
+    assert not (tmp_path / "s.csv").exists()  # nothing says how many rows to write
+
+
+def test_an_odd_test_csv_still_gets_its_fallback_file(tmp_path, capsys):
+    """The strict reader's rejections (a repeated line, a row count one off for fs 1025, a lead in
+    another case) no longer cost the submission: the file is written, then exit 2 names them."""
+    (tmp_path / "test").mkdir()
+    lines = [f"7,{lead},1025,{config.number_of_rows(lead, 1025)}" for lead in config.LEADS]
+    lines[0] = "7,I,1025,2563"
+    lines[4] = lines[4].replace("aVL", "avl")
+    (tmp_path / "test.csv").write_text("\n".join(["id,lead,fs,number_of_rows", *lines, lines[5]]) + "\n")
+    out = tmp_path / "s.csv"
+    assert build_submission.cli(["--input", str(tmp_path), "--output", str(out), "--classical", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    for words in ("number_of_rows differs", "lead read ignoring case", "listed again", "not scored"):
+        assert words in err, err
+    sub = read_submission(out)
+    assert len(sub) == sum(config.number_of_rows(lead, 1025) for lead in config.LEADS) + 1
+    assert "7_2562_I" in set(sub["id"]) and "7_0_aVL" in set(sub["id"])

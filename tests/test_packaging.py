@@ -87,6 +87,26 @@ def test_bundle_deterministic_checked_and_tamper_detected(tmp_path):
         build_bundle.build_bundle(tmp_path / "c", repo=repo)
 
 
+def test_bundle_check_writes_no_bytecode_and_fails_on_caches(tmp_path, capsys):
+    """The check imports every module from the bundle: that must leave no __pycache__ behind, and a
+    cache or hidden file that is there (not in the manifest) fails --check, named."""
+    repo = make_fake_repo(tmp_path / "repo")
+    bundle = build_bundle.build_bundle(tmp_path / "bundle", repo=repo)
+    before = sorted(tree_bytes(bundle))
+    assert build_bundle.check_bundle(bundle, repo=repo).ok
+    assert sorted(tree_bytes(bundle)) == before, "the import check wrote files into the bundle"
+    assert build_bundle.main(["--check", "--out", str(bundle)]) == 0
+    assert sorted(tree_bytes(bundle)) == before
+
+    (bundle / "lib" / "ecgdigit" / "sub" / "__pycache__").mkdir()
+    (bundle / "lib" / "ecgdigit" / "sub" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    (bundle / "weights" / ".DS_Store").write_bytes(b"x")
+    assert build_bundle.main(["--check", "--out", str(bundle)]) == 1
+    err = capsys.readouterr().err
+    assert "lib/ecgdigit/sub/__pycache__/mod.cpython-311.pyc: present but not in the manifest" in err
+    assert "weights/.DS_Store: present but not in the manifest" in err
+
+
 def test_bundle_import_check_sees_no_source_tree(tmp_path):
     """A module that imports something only the source tree has must fail the check."""
     repo = make_fake_repo(tmp_path / "repo")
@@ -133,6 +153,8 @@ def test_real_bundle_builds_deterministically_and_imports(tmp_path):
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in paths)
     report = build_bundle.check_bundle(a)  # every submodule imports from the bundle alone
     assert report.ok, report.problems
+    left = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if "__pycache__" in p.parts)
+    assert not left, f"the self-check left caches in the bundle: {left[:5]}"
 
 
 def test_publish_command():

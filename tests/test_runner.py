@@ -187,3 +187,61 @@ def test_invalid_final_write_puts_the_fallback_back(tmp_path, monkeypatch):
     validate_submission(out, pd.read_csv(comp / "test.csv", dtype={"id": str}))
     assert np.all(read_submission(out)["value"].to_numpy() == 0.0)
     assert report.n_fallback == len(IDS) and "simulated" in report.failures[-1][1]
+
+
+def test_odd_test_csv_is_repaired_warned_and_predicted(tmp_path, caplog):
+    """What the strict reader rejected (a repeated line, an odd row count, a lead in another case)
+    is written anyway: every requested (id, lead) once, the counts as given, a warning per kind."""
+    comp = make_competition(tmp_path / "comp")
+    lines = (comp / "test.csv").read_text().splitlines()
+    lines[1] = lines[1].replace(",625", ",626")          # 1001 I: one row more than expected
+    lines[14] = lines[14].replace(",II,", ",ii,")        # 1002 II in lower case
+    lines.append(lines[20])                              # 1002 a repeated line
+    (comp / "test.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "submission.csv"
+    with caplog.at_level(logging.WARNING, logger="ecgdigit.runner"):
+        report = run_submission(comp, out, predictor=ramp_predictor, progress=False)
+    assert len(report.test_csv_problems) == 3
+    for words in ("number_of_rows differs", "lead read ignoring case", "listed again"):
+        assert words in caplog.text and any(words in p for p in report.test_csv_problems)
+    ids = set(read_submission(out)["id"])
+    assert "1001_625_I" in ids and "1002_0_II" in ids and "1002_0_ii" not in ids
+    assert len(read_submission(out)) == sum(config.number_of_rows(lead, f) for f in FS for lead in config.LEADS) + 1
+    assert (report.n_predicted, report.n_fallback) == (4, 0)
+
+
+def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch, caplog):
+    """A torch/torchvision mismatch in one stage: that stage runs classical, named loudly; the
+    other stages keep their models. strict raises, naming the stage and the error."""
+    import json
+
+    import pytest
+
+    import ecgdigit.models.inference as inference
+    from ecgdigit.models.stage_loading import StageLoadError, load_stage_models
+
+    wdir = tmp_path / "w"
+    wdir.mkdir()
+    (wdir / "manifest.json").write_text(json.dumps({"format": 1, "weights": {
+        "a.safetensors": {"file": "a.safetensors", "stage": 0},
+        "b.safetensors": {"file": "b.safetensors", "stage": 2}}}))
+
+    def fake(stage, weights_dir, dev):
+        if stage == 0:
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return {"traces": "model"}
+
+    monkeypatch.setattr(inference, "stage_predictors", fake)
+    with caplog.at_level(logging.WARNING):
+        models, failures = load_stage_models(wdir, "cpu")
+    assert models == {"traces": "model"}
+    assert [f.stage for f in failures] == [0]
+    assert "MODEL NOT LOADED: stage 0 model" in caplog.text and "torchvision::nms" in caplog.text
+    assert "stage 0 runs its CLASSICAL version" in failures[0].message()
+    with pytest.raises(StageLoadError, match=r"stage 0 model .*a\.safetensors.*torchvision::nms"):
+        load_stage_models(wdir, "cpu", strict=True)
+
+    monkeypatch.setitem(__import__("sys").modules, "ecgdigit.models.inference", None)  # the import fails
+    models, failures = load_stage_models(wdir, "cpu")
+    assert models == {} and [f.stage for f in failures] == [0, 2]
+    assert all("import failed" in f.error for f in failures)

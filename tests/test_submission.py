@@ -127,3 +127,53 @@ def test_validate_reports_problems(tmp_path):
     (tmp_path / "y.csv").write_text("id,value\n0042_0_I,abc\n")
     with pytest.raises(SubmissionError, match="non-numeric"):
         S.read_submission(tmp_path / "y.csv")
+
+
+def _file_problems(tmp_path, test, sub: pd.DataFrame, chunk_rows: int) -> list[str]:
+    from ecgdigit.io.submission_check import check_submission_file
+
+    path = tmp_path / "f.csv"
+    sub.to_csv(path, index=False)
+    problems, n_rows, n_expected = check_submission_file(path, test, chunk_rows=chunk_rows)
+    assert n_rows == len(sub) and n_expected == int(test["number_of_rows"].sum())
+    return problems
+
+
+@pytest.mark.parametrize("chunk_rows", [997, 1 << 20])  # chunk edges fall inside leads / one chunk
+def test_file_check_streams_and_finds_every_problem(tmp_path, chunk_rows):
+    test = make_test()
+    S.write_submission(test, make_predictions(test), tmp_path / "s.csv")
+    sub = S.read_submission(tmp_path / "s.csv")
+    assert _file_problems(tmp_path, test, sub, chunk_rows) == []
+    shuffled = sub.sample(frac=1.0, random_state=0)  # any order is valid, only slower to check
+    assert _file_problems(tmp_path, test, shuffled, chunk_rows) == []
+
+    bad = pd.concat([sub.drop(index=[10, 11, 12]), sub.iloc[[0, 5000]],
+                     pd.DataFrame({"id": ["9_0_I", "0042_007_I", "0042_0_V7", "junk"], "value": 1.0})])
+    bad.loc[bad["id"] == "77_3_V6", "value"] = np.inf
+    problems = "; ".join(_file_problems(tmp_path, test, bad, chunk_rows))
+    assert "2 duplicated id row(s)" in problems and "0042_0_I" in problems
+    assert "3 missing id(s), e.g. ['0042_10_I', '0042_11_I', '0042_12_I']" in problems
+    assert "4 unexpected id(s)" in problems and "0042_007_I" in problems  # the host merges on the text
+    assert "1 non-finite or non-numeric value(s), e.g. ids ['77_3_V6']" in problems
+
+    text = sub.astype({"value": str})
+    text.loc[7, "value"] = "abc"
+    assert "1 non-finite or non-numeric" in "; ".join(_file_problems(tmp_path, test, text, chunk_rows))
+
+
+def test_validate_file_names_the_file_and_agrees_with_memory(tmp_path):
+    test = make_test()
+    S.write_submission(test, make_predictions(test), tmp_path / "s.csv")
+    sub = S.read_submission(tmp_path / "s.csv")
+    S.validate_submission(tmp_path / "s.csv", test)
+    bad = pd.concat([sub.drop(index=[3]), sub.iloc[[9]]])
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SubmissionError) as from_memory:
+        S.validate_submission(bad, test)
+    with pytest.raises(SubmissionError) as from_file:
+        S.validate_submission(tmp_path / "bad.csv", test)
+    assert str(from_file.value) == f"{tmp_path / 'bad.csv'}: {from_memory.value}"
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(SubmissionError, match="empty.csv: cannot parse"):
+        S.validate_submission(tmp_path / "empty.csv", test)

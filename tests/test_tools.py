@@ -1,6 +1,7 @@
 """The command-line tools run end to end on tiny settings (tools/ is not a package: loaded by path)."""
 from __future__ import annotations
 
+import re
 import json
 import math
 
@@ -96,3 +97,16 @@ def test_contact_sheet_grid_size(tmp_path, capsys):
         y = tool.PAD + r * (lay.cell_h + lay.caption_h + tool.PAD) + lay.caption_h
         x = tool.PAD + c * (160 + tool.PAD)
         assert img[y: y + lay.cell_h, x: x + 160].std() > 5.0
+
+
+def test_bench_check_measures_a_fresh_process(capsys):
+    from helpers import load_tool
+
+    bench_check = load_tool("bench_check")
+    assert bench_check.main(["--images", "3"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"3 images, ([\d,]+) rows.*check ([\d.]+) s, peak RSS ([\d.]+) GB", out)
+    assert m, out
+    test = bench_check.synthetic_test_csv(3)
+    assert int(m.group(1).replace(",", "")) == int(test["number_of_rows"].sum())
+    assert 0.01 < float(m.group(3)) < 3.0

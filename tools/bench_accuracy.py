@@ -316,7 +316,8 @@ def main(argv=None) -> dict:
         pipeline, device = Pipeline(), "cpu"
     else:
         device = str(pick_device(args.device))
-        pipeline = Pipeline.load(args.weights, device)
+        # strict: a benchmark of the weights must not silently measure a stage's classical fallback
+        pipeline = Pipeline.load(args.weights, device, strict_weights=True)
     models = sorted(pipeline.models) or ["none (classical stages)"]
     dev_name = device_name(device)
     import cv2

@@ -56,6 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--classical", action="store_true")
     p.add_argument("--device", default=None)
+    p.set_defaults(strict_weights=True)  # a benchmark never measures a stage that fell back unseen
     return p.parse_args(argv)
 
 

@@ -50,7 +50,7 @@ def _init_worker(classical: bool, weights: str | None, device: str | None, threa
 
     if threads:
         torch.set_num_threads(threads)
-    _PIPELINE = Pipeline() if classical else Pipeline.load(weights, device)
+    _PIPELINE = Pipeline() if classical else Pipeline.load(weights, device, strict_weights=True)
     _MEM = PeakMemory(cuda=str(device or "").startswith("cuda"))
 
 

@@ -249,6 +249,19 @@ def payload_files(bundle: Path) -> list[Path]:
     return [p for p in _walk_sorted(bundle) if p.relative_to(bundle).as_posix() not in UNLISTED]
 
 
+def present_files(bundle: Path) -> list[str]:
+    """Every file under the bundle, caches and hidden files included (the check must see what
+    _walk_sorted skips: a __pycache__ left in the bundle would be uploaded with it)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(bundle):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = (Path(dirpath) / name).relative_to(bundle).as_posix()
+            if rel not in UNLISTED:
+                found.append(rel)
+    return found
+
+
 def write_manifest(bundle: Path, git: dict) -> dict:
     files = [{"path": p.relative_to(bundle).as_posix(), "sha256": sha256_file(p), "size": p.stat().st_size}
              for p in payload_files(bundle)]
@@ -305,8 +318,7 @@ def check_bundle(bundle: Path, *, repo: Path = REPO, import_check: bool = True) 
             report.problems.append(f"{rel}: listed in the manifest but missing")
         elif p.stat().st_size != entry["size"] or sha256_file(p) != entry["sha256"]:
             report.problems.append(f"{rel}: size/sha256 differ from the manifest")
-    for p in payload_files(bundle):
-        rel = p.relative_to(bundle).as_posix()
+    for rel in present_files(bundle):
         if rel not in listed:
             report.problems.append(f"{rel}: present but not in the manifest")
     if not (bundle / "lib" / "ecgdigit" / "__init__.py").is_file():
@@ -316,7 +328,9 @@ def check_bundle(bundle: Path, *, repo: Path = REPO, import_check: bool = True) 
     elif import_check and not report.problems:
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-            r = subprocess.run([sys.executable, "-I", "-c", IMPORT_PROBE, str(bundle / "lib"), str(repo.resolve())],
+            # -B: importing every module must not write __pycache__ into the bundle it checks
+            # (-I ignores $PYTHONDONTWRITEBYTECODE, so the flag is the only switch that holds)
+            r = subprocess.run([sys.executable, "-I", "-B", "-c", IMPORT_PROBE, str(bundle / "lib"), str(repo.resolve())],
                                cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             report.problems.append("import from the bundle alone failed:\n" + (r.stdout + r.stderr)[-3000:])

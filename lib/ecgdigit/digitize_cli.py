@@ -1,6 +1,7 @@
 """`ecgdigit digitize PAGE [PAGE ...] --out DIR`: each page's 12 leads as a WFDB record, a CSV and an
 overlay picture. A page that cannot be read gets one line saying why and the others go on; the exit
-code is 1 only when no page could be digitized (2 for a bad command line or models that do not load)."""
+code is 1 only when no page could be digitized (2 for a bad command line, or with --strict-weights a model that cannot be
+loaded; without it that stage runs classical, said on stderr)."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto: find each page's layout; competition: assume the competition's look (default auto)")
     p.add_argument("--weights", type=Path, default=None, help="weights folder with manifest.json (default: weights/)")
     p.add_argument("--classical", action="store_true", help="no models: every stage uses its classical version")
+    p.add_argument("--strict-weights", action="store_true",
+                   help="stop (exit 2) when a listed model cannot be loaded, instead of running its stage classical")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="also the pipeline's log messages")
@@ -56,7 +59,7 @@ def load_pipeline(args: argparse.Namespace):
     find_layout = args.layout == "auto"
     if args.classical:
         return Pipeline(options=PipelineOptions(find_layout=find_layout))
-    return Pipeline.load(args.weights, args.device, find_layout=find_layout)
+    return Pipeline.load(args.weights, args.device, strict_weights=args.strict_weights, find_layout=find_layout)
 
 
 def unique_record_names(pages: list[Path]) -> list[str]:
@@ -115,6 +118,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # bad weights folder, unknown device: nothing can run, say so plainly
         print(f"error: cannot load the pipeline ({type(exc).__name__}: {exc})", file=sys.stderr)
         return EXIT_SETUP
+    for failure in getattr(pipeline, "load_failures", []):  # its stage runs classical: say so, not only in the log
+        print(f"MODEL NOT LOADED: {failure.message()}", file=sys.stderr)
     models = ", ".join(sorted(pipeline.models)) or "none (classical)"
     print(f"{len(listed.pages)} page(s) -> {args.out}; layout {args.layout}; models: {models}")
     n_done = 0

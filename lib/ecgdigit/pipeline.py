@@ -62,12 +62,20 @@ class Pipeline:
     def __init__(self, models: dict | None = None, options: PipelineOptions | None = None):
         self.models = models or {}
         self.options = options or PipelineOptions()
+        self.load_failures: list = []  # models.stage_loading.StageLoadFailure: stages left classical
 
     @classmethod
-    def load(cls, weights_dir=None, device: str | None = None, **options) -> "Pipeline":
-        from .models.inference import load_stage_predictors
+    def load(cls, weights_dir=None, device: str | None = None, *, strict_weights: bool = False,
+             **options) -> "Pipeline":
+        """The stages' models from weights_dir (default weights/). A model that cannot be loaded
+        leaves its stage classical, with a warning and an entry in .load_failures; strict_weights:
+        raise models.stage_loading.StageLoadError instead."""
+        from .models.stage_loading import load_stage_models
 
-        return cls(load_stage_predictors(weights_dir, device), PipelineOptions(**options))
+        models, failures = load_stage_models(weights_dir, device, strict=strict_weights)
+        pipeline = cls(models, PipelineOptions(**options))
+        pipeline.load_failures = failures
+        return pipeline
 
     def run(self, image: np.ndarray, oracle_page_to_image: CoordinateMap | None = None,
             orientation: int | None = None) -> PipelineResult:

@@ -2,20 +2,27 @@
 
 Order of events (the competition kills the notebook at its time limit, and a notebook without a
 valid submission.csv scores nothing):
-1. write an all-fallback submission.csv (zeros) and validate it: from here on a valid file exists;
-2. predict the test images in test.csv order, keeping each image's rows in memory;
-3. rewrite the file atomically every `flush_every_s` seconds (less often when a write is slow);
-4. when the deadline minus a safety margin (measured from the first write) comes near, stop:
-   the remaining images keep the fallback; write the final file, validate it, then replace.
+1. read test.csv tolerantly (io.test_csv_tolerant: every requested (id, lead) gets rows; each oddity
+   is a warning in the log and in the report);
+2. write an all-fallback submission.csv (zeros) and validate it: from here on a valid file exists;
+3. build the predictor (a stage whose model cannot be loaded runs classical, loudly) and predict the
+   test images, keeping each image's rows in memory. A PredictorSpec runs in worker processes
+   (worker_pool; `workers` of them); a predictor object runs in this process;
+4. rewrite the file atomically (temp file + os.replace) every `flush_every_s` seconds (less often
+   when a write is slow), so that a run killed at any moment leaves a valid file;
+5. when the deadline minus a safety margin (measured from the first write) comes, stop: workers
+   still busy are terminated, the remaining images keep the fallback; write the final file,
+   validate it, then replace.
 
 A missing/unreadable image or a predictor exception costs that image only (fallback + warning).
+No prediction ever runs in a thread that could outlive the run: a thread abandoned inside torch or
+OpenCV aborted the interpreter at exit (SIGABRT, "terminate called without an active exception").
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +32,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # plain text bar: Kaggle's saved log shows it, a widget would not
 
+from .config import LEADS
 from .digitized import Digitized, lead_rows
 from .io.competition_files import CompetitionFolder
 from .io.submission import validate_submission, write_submission
+from .predictor_spec import PREDICTOR_CHOICES, PREDICTOR_ENV, PredictorSpec, zeros_predictor  # noqa: F401
+from .worker_pool import WorkerLoadError, WorkerPool, default_workers
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +47,6 @@ Predictor = Callable[[np.ndarray], Digitized]
 PredictorLike = object
 Predictions = dict[str, dict[str, np.ndarray]]  # image id -> lead -> float32 rows
 
-# Env var read by default_predictor(): "pipeline" (default), "zeros" (Digitized.fallback, no weights) or
-# "zeros:<seconds>" (the same, taking that long per image: exercises deadlines without a model).
-PREDICTOR_ENV = "ECGDIGIT_PREDICTOR"
-PREDICTOR_CHOICES = ("pipeline", "zeros", "zeros:<seconds per image>")
 # The final write must fit in the time left: margin = factor * measured (write + validate) + floor.
 WRITE_MARGIN_FACTOR = 2.0
 WRITE_MARGIN_FLOOR_S = 1.0
@@ -62,6 +68,16 @@ class RunReport:
     submission: Path
     stopped_by_deadline: bool = False
     write_s: float = float("nan")  # measured full write + validate time of the first (fallback) file
+    # what the user must see: stages left classical (a model not loaded), test.csv oddities
+    warnings: list[str] = field(default_factory=list)
+    test_csv_problems: list[str] = field(default_factory=list)
+    workers: int = 1  # processes that predicted (1: in this process, or one worker)
+    predict_wall_s: float = float("nan")  # from the predictor's start (workers included) to the last image
+
+    @property
+    def wall_seconds_per_image(self) -> float:
+        """Throughput: the prediction phase's wall time per predicted image (all workers together)."""
+        return self.predict_wall_s / self.n_predicted if self.n_predicted else math.nan
 
 
 @dataclass
@@ -76,33 +92,12 @@ class RecordsResult:
 
 
 # ---------------------------------------------------------------- predictors
-def zeros_predictor(image_rgb: np.ndarray) -> Digitized:
-    """The documented no-weights predictor: every lead zero (what a fallback record holds)."""
-    return Digitized.fallback("predictor=zeros")
-
-
 def default_predictor(weights_dir: str | Path | None = None, device: str | None = None) -> Predictor:
-    """The predictor named by env ECGDIGIT_PREDICTOR: "pipeline" (Pipeline.load().predict), "zeros",
-    or "zeros:<seconds>" (zeros after sleeping that long per image)."""
-    choice = os.environ.get(PREDICTOR_ENV, "pipeline").strip().lower() or "pipeline"
-    if choice == "zeros":
-        return zeros_predictor
-    if choice.startswith("zeros:"):
-        try:
-            delay = float(choice.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"{PREDICTOR_ENV}={choice!r}: expected zeros:<seconds per image>") from None
-
-        def slow_zeros(image_rgb: np.ndarray) -> Digitized:
-            time.sleep(delay)
-            return zeros_predictor(image_rgb)
-
-        return slow_zeros
-    if choice != "pipeline":
-        raise ValueError(f"{PREDICTOR_ENV}={choice!r}: expected one of {PREDICTOR_CHOICES}")
-    from .pipeline import Pipeline  # imported late: torch and weights are only needed here
-
-    return Pipeline.load(weights_dir=weights_dir, device=device).predict
+    """The predictor named by env ECGDIGIT_PREDICTOR (see predictor_spec), built in this process."""
+    loaded = PredictorSpec.from_env(weights_dir=None if weights_dir is None else str(weights_dir),
+                                    device=device).load()
+    p = loaded.predictor
+    return p if callable(p) else p.predict
 
 
 # ---------------------------------------------------------------- rows of one image
@@ -110,38 +105,13 @@ def image_rows(digitized: Digitized, image_df: pd.DataFrame) -> dict[str, np.nda
     """test.csv's rows for one image (its lead rows) -> lead -> float32 values of that lead's window."""
     out: dict[str, np.ndarray] = {}
     for lead, fs, n in zip(image_df["lead"], image_df["fs"], image_df["number_of_rows"]):
-        out[str(lead)] = lead_rows(digitized, str(lead), int(fs), int(n))
+        if str(lead) in LEADS:  # a lead the kit does not know (tolerant test.csv) keeps the fallback
+            out[str(lead)] = lead_rows(digitized, str(lead), int(fs), int(n))
     return out
 
 
 def _ordered_ids(test_df: pd.DataFrame) -> list[str]:
     return [str(i) for i in pd.unique(test_df["id"].astype(str))]
-
-
-def _call_with_timeout(fn: Callable[[], Digitized], timeout_s: float | None) -> Digitized:
-    """Run fn in a daemon thread; raise TimeoutError if it is still running after timeout_s.
-
-    A daemon thread so that an abandoned call (the deadline came during one image) cannot keep the
-    process alive after the final write.
-    """
-    if timeout_s is None:
-        return fn()
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="ecgdigit-predict", daemon=True)
-    worker.start()
-    worker.join(max(timeout_s, 0.0))
-    if worker.is_alive():
-        raise TimeoutError(f"still running after {timeout_s:.1f} s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
 
 
 def _single_predictor(predictor: PredictorLike) -> Predictor:
@@ -174,8 +144,9 @@ def predict_records(
     a predict_many (see _batch_predictor): up to that many images are predicted together, each
     image's seconds being the batch's time / its size; otherwise one image at a time.
 
-    stop_at: a time.monotonic() value; no image is started after it and a running one is abandoned
-    there. Images not predicted (failed, skipped by the deadline or by `limit`) are absent from
+    stop_at: a time.monotonic() value; no image is started after it, nor when the seconds per image
+    measured so far say it cannot finish before it. A running image is never abandoned (in this
+    process it cannot be stopped safely: the hard cut is worker_pool's). Images not predicted (failed, skipped by the deadline or by `limit`) are absent from
     `predictions`; failures name each failed/skipped image and why. on_record(image_id) runs after
     each image (the runner flushes from it). into: a RecordsResult filled in place (default: new).
     """
@@ -215,7 +186,8 @@ def _predict_batches(competition, many, ids: list[str], groups: dict, result: Re
                      on_record: Callable[[str], None] | None, progress: bool) -> None:
     """predict_records() with up to batch_size images per predict_many call; the same failures,
     fallbacks and deadline rules as one image at a time. Before each batch the deadline is checked,
-    and the batch shrinks to the images the measured seconds per image say can finish in time."""
+    and the batch shrinks to the images the measured seconds per image say can finish in time
+    (none: the run stops)."""
     end = len(ids) if limit is None else min(limit, len(ids))
     bar = tqdm(total=len(ids), desc="predict", unit="img", disable=not progress, mininterval=PROGRESS_EVERY_S)
     per_image_s: float | None = None  # measured on the batches so far
@@ -226,7 +198,9 @@ def _predict_batches(competition, many, ids: list[str], groups: dict, result: Re
             break
         n = min(batch_size, end - k)
         if remaining is not None and per_image_s:
-            n = max(1, min(n, int(remaining / per_image_s)))  # one image still tries, as batch_size=1 does
+            n = min(n, int(remaining / per_image_s))
+            if n < 1:
+                break
         chunk, k = ids[k:k + n], k + n
         t0 = time.monotonic()
         batch_ids, images = [], []
@@ -241,13 +215,9 @@ def _predict_batches(competition, many, ids: list[str], groups: dict, result: Re
         if not batch_ids:
             continue
         try:
-            remaining = None if stop_at is None else stop_at - time.monotonic()
-            outs = _call_with_timeout(lambda images=images: many(images), remaining)
+            outs = many(images)
             if len(outs) != len(images):
                 raise ValueError(f"predict_many returned {len(outs)} results for {len(images)} images")
-        except TimeoutError:
-            k -= len(chunk) - chunk.index(batch_ids[0])  # the whole batch is lost
-            break
         except Exception as exc:  # the batch call itself failed: each of its images keeps the fallback
             outs = [exc] * len(images)
         dt = (time.monotonic() - t0) / len(images)
@@ -306,34 +276,39 @@ def run_submission(
     competition=None,
     output_path: str | Path = "submission.csv",
     *,
-    predictor: PredictorLike | None = None,
+    predictor: PredictorLike | PredictorSpec | None = None,
     deadline_s: float | None = None,
     limit: int | None = None,
     flush_every_s: float = 60.0,
     progress: bool = True,
     batch_size: int = 1,
+    workers: int | None = None,
 ) -> RunReport:
     """Write a valid submission.csv at once, then improve it with predictions until the deadline.
 
     competition: a CompetitionFolder, a path, or None (CompetitionFolder.resolve(): env
-    ECGDIGIT_COMPETITION_DIR, then Kaggle's mounts). predictor: image RGB -> Digitized; None ->
-    default_predictor() (env ECGDIGIT_PREDICTOR: "pipeline" or "zeros"), loaded AFTER the fallback
-    file exists; if loading fails every image keeps the fallback and the error is in `failures`.
+    ECGDIGIT_COMPETITION_DIR, then Kaggle's mounts). predictor: a PredictorSpec (None: from env
+    ECGDIGIT_PREDICTOR / ECGDIGIT_STRICT_WEIGHTS; or any picklable object with load() ->
+    LoadedPredictor), built AFTER the fallback file exists in each of `workers` processes (None: $ECGDIGIT_WORKERS, else the cores); or a predictor object (image RGB
+    -> Digitized, or with predict/predict_many) run in this process, batch_size images at a time.
+    A predictor that cannot be built leaves every image with the fallback (error in `failures`),
+    except a --strict-weights refusal, which raises models.stage_loading.StageLoadError.
     deadline_s: seconds from the call until the final file must be in place (None: no limit).
     limit: predict at most this many images (the rest keep the fallback).
-    batch_size: images predicted together where the predictor has predict_many (see predict_records).
     """
     t_start = time.monotonic()
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     folder = _resolve_competition(competition)
-    test_df = folder.test()
+    test_df, test_csv_problems = folder.test_tolerant()
+    for problem in test_csv_problems:
+        logger.warning("test.csv: %s", problem)
     ids = _ordered_ids(test_df)
     logger.info("competition %s: %d images, %d test.csv rows", getattr(folder, "root", folder),
                 len(ids), len(test_df))
 
-    # 1. the fallback file, written straight to its place (a valid file within seconds), then
-    #    validated; its (write + validate) time sizes the margin kept for the final write
+    # the fallback file, written atomically to its place (a valid file within seconds), then
+    # validated; its (write + validate) time sizes the margin kept for the final write
     t0 = time.monotonic()
     write_submission(test_df, {}, output_path)
     logger.info("fallback submission written to %s in %.2f s", output_path, time.monotonic() - t0)
@@ -343,43 +318,55 @@ def run_submission(
     logger.info("fallback submission valid; write + validate %.2f s, final-write margin %.1f s", write_s, margin_s)
     stop_at = None if deadline_s is None else t_start + deadline_s - margin_s
 
-    failures: list[tuple[str, str]] = []
     result = RecordsResult(predictions={})
-    if predictor is None:
+    flush = {"last": time.monotonic(), "every": flush_every_s}
+
+    def on_record(_: str) -> None:
+        # Periodic rewrite so that a run killed early still has the images done so far.
+        now = time.monotonic()
+        if now - flush["last"] < flush["every"]:
+            return
+        if stop_at is not None and stop_at - now < margin_s:
+            return  # the final write comes soon; a flush now could eat its margin
+        t = time.monotonic()
         try:
-            predictor = default_predictor()
-        except Exception as exc:
-            logger.exception("predictor could not be loaded: every image keeps the fallback")
-            failures.append(("*", f"predictor load failed: {exc!r}"))
+            write_submission(test_df, result.predictions, output_path)
+        except Exception:  # the previous (valid) file stays; the final write tries again
+            logger.exception("periodic flush failed; the previous file is kept")
+        dt = time.monotonic() - t
+        flush["last"] = time.monotonic()
+        flush["every"] = max(flush_every_s, dt / MAX_FLUSH_SHARE)
+        logger.info("flushed %d predicted images in %.2f s", len(result.predictions), dt)
 
-    if predictor is not None:
-        flush = {"last": time.monotonic(), "every": flush_every_s}
+    failures: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    if predictor is None:
+        predictor = PredictorSpec.from_env()
+    t_predict = time.monotonic()
+    if _built_in_workers(predictor):
+        n_workers = default_workers() if workers is None else int(workers)
+        if batch_size > 1:
+            logger.warning("batch_size %d: worker processes predict one image at a time", batch_size)
+        try:
+            getattr(predictor, "check", lambda: None)()
+            warnings = _predict_in_workers(folder, predictor, test_df, result, n_workers=n_workers,
+                                           stop_at=stop_at, limit=limit, on_record=on_record, progress=progress)
+        except (ValueError, WorkerLoadError) as exc:
+            if isinstance(exc, WorkerLoadError) and exc.strict:
+                from .models.stage_loading import StageLoadError
 
-        def on_record(_: str) -> None:
-            # Periodic rewrite so that a run killed early still has the images done so far.
-            now = time.monotonic()
-            if now - flush["last"] < flush["every"]:
-                return
-            if stop_at is not None and stop_at - now < margin_s:
-                return  # the final write comes soon; a flush now could eat its margin
-            t = time.monotonic()
-            try:
-                write_submission(test_df, result.predictions, output_path)
-            except Exception:  # the previous (valid) file stays; the final write tries again
-                logger.exception("periodic flush failed; the previous file is kept")
-            dt = time.monotonic() - t
-            flush["last"] = time.monotonic()
-            flush["every"] = max(flush_every_s, dt / MAX_FLUSH_SHARE)
-            logger.info("flushed %d predicted images in %.2f s", len(result.predictions), dt)
-
-        # filled in place, so that on_record's flush sees the predictions as they come
+                raise StageLoadError(str(exc)) from None  # the fallback file stays in place
+            logger.error("predictor could not be loaded: every image keeps the fallback: %s", exc)
+            failures.append(("*", f"predictor load failed: {exc}"))
+            failures.extend((i, "predictor unavailable") for i in ids)
+    else:
+        n_workers = 1
         predict_records(folder, predictor, test_df=test_df, stop_at=stop_at, limit=limit,
                         on_record=on_record, progress=progress, into=result, batch_size=batch_size)
-        failures.extend(result.failures)
-    else:
-        failures.extend((i, "predictor unavailable") for i in ids)
+    predict_wall_s = time.monotonic() - t_predict
+    failures.extend(result.failures)
 
-    # 4. the final file; should it fail validation (a bug), the all-fallback file is put back
+    # the final file; should it fail validation (a bug), the all-fallback file is put back
     try:
         _write_validated(test_df, result.predictions, output_path)
     except Exception as exc:
@@ -400,8 +387,71 @@ def run_submission(
         submission=output_path,
         stopped_by_deadline=result.stopped_by_deadline,
         write_s=write_s,
+        warnings=warnings,
+        test_csv_problems=test_csv_problems,
+        workers=n_workers,
+        predict_wall_s=predict_wall_s,
     )
-    logger.info("submission %s: %d/%d images predicted, %d fallback, %.2f s/image, %.1f s total",
-                output_path, report.n_predicted, report.n_images, report.n_fallback,
-                report.seconds_per_image, total_s)
+    for text in warnings:  # again at the end, where a reader of the log looks first
+        logger.warning("%s", text)
+    logger.info("submission %s: %d/%d images predicted, %d fallback, %.2f s/image (%.2f s wall per image, "
+                "%d worker(s)), %.1f s total", output_path, report.n_predicted, report.n_images,
+                report.n_fallback, report.seconds_per_image, report.wall_seconds_per_image, n_workers, total_s)
     return report
+
+
+def _built_in_workers(predictor) -> bool:
+    """A PredictorSpec, or any picklable object with load() -> predictor_spec.LoadedPredictor that is
+    not itself a predictor (a Pipeline has a load classmethod, and predicts here)."""
+    if isinstance(predictor, PredictorSpec):
+        return True
+    return callable(getattr(predictor, "load", None)) and not callable(predictor) \
+        and not hasattr(predictor, "predict")
+
+
+def _predict_in_workers(folder: CompetitionFolder, spec, test_df: pd.DataFrame,
+                        result: RecordsResult, *, n_workers: int, stop_at: float | None, limit: int | None,
+                        on_record: Callable[[str], None], progress: bool) -> list[str]:
+    """predict_records() in worker processes; returns the workers' load warnings. The same failures,
+    fallbacks and deadline labels; an image running when the deadline comes is cut off."""
+    ids = _ordered_ids(test_df)
+    end = len(ids) if limit is None else min(limit, len(ids))
+    groups = {str(k): g for k, g in test_df.groupby(test_df["id"].astype(str), sort=False)}
+    tasks = [(i, [(str(r.lead), int(r.fs), int(r.number_of_rows)) for r in groups[i].itertuples()])
+             for i in ids[:end]]
+    bar = tqdm(total=len(ids), desc="predict", unit="img", disable=not progress, mininterval=PROGRESS_EVERY_S)
+
+    def on_result(image_id: str, rows, failure, seconds: float, is_fallback: bool) -> None:
+        bar.update(1)
+        if failure is not None:
+            logger.warning("image %s: fallback kept: %s", image_id, failure)
+            result.failures.append((image_id, failure))
+            return
+        result.predictions[image_id] = rows
+        result.seconds[image_id] = seconds
+        if is_fallback:
+            result.pipeline_fallbacks.append(image_id)
+        logger.info("image %s: %.2f s%s", image_id, seconds, " (fallback)" if is_fallback else "")
+        bar.set_postfix(s_per_img=f"{seconds:.2f}")
+        on_record(image_id)
+
+    if not tasks:  # nothing to predict (limit 0): no worker to start
+        bar.close()
+        result.failures.extend((i, "skipped: limit") for i in ids[end:])
+        return []
+    pool = WorkerPool(max(1, min(n_workers, len(tasks))), spec, folder.root)
+    try:
+        outcome = pool.run(tasks, on_result, stop_at)
+    finally:
+        bar.close()
+    cut = outcome.cut_by_deadline + outcome.not_started
+    if cut:
+        result.stopped_by_deadline = True
+        done = {i for i, _ in result.failures} | set(result.predictions)
+        order = {i: k for k, i in enumerate(ids)}
+        result.failures.extend((i, "skipped: deadline") for i in sorted(cut, key=order.get) if i not in done)
+        logger.warning("deadline: %d of %d images keep the fallback (%d cut off while predicting)",
+                       len(cut), len(ids), len(outcome.cut_by_deadline))
+    if end < len(ids):
+        result.failures.extend((i, "skipped: limit") for i in ids[end:])
+    return outcome.warnings

@@ -242,6 +242,12 @@ class CompetitionFolder:
     def test(self) -> pd.DataFrame:
         return read_test_csv(self.test_csv_path)
 
+    def test_tolerant(self) -> tuple[pd.DataFrame, list[str]]:
+        """test.csv with its oddities repaired, and one problem line per kind (io.test_csv_tolerant)."""
+        from .test_csv_tolerant import read_test_csv_tolerant
+
+        return read_test_csv_tolerant(self.test_csv_path)
+
     def train_image(self, image_id: str, image_type: str) -> np.ndarray:
         if image_type not in config.IMAGE_TYPES:
             raise ValueError(f"unknown image type {image_type!r}; expected one of {list(config.IMAGE_TYPES)}")

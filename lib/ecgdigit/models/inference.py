@@ -130,25 +130,35 @@ def _train_scale(weights_dir, stage: int) -> float:
     return float(next((s for s in scales if s), 1.0))
 
 
-def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> dict:
-    """The callables for every stage that has weights; {} when none are shipped (all classical)."""
+def stage_predictors(stage: int, weights_dir: str | Path | None, dev: torch.device) -> dict:
+    """The callables of one stage (see the module docstring); {} when the manifest lists no model for it.
+    Raises whatever stops the model from loading (WeightsError, a torch/timm error...)."""
     from ..config import STAGE2_SCALE
 
-    dev = pick_device(device)
-    out: dict = {}
-    s0 = load_stage_model(0, weights_dir, device=str(dev))
-    if s0 is not None:
+    loaded = load_stage_model(stage, weights_dir, device=str(dev))
+    if loaded is None:
+        return {}
+    model, cfg = loaded
+    if stage == 0:
         from ..training.targets import reference_keypoint_positions
 
-        m, side = _StageModel(s0[0], dev), int(s0[1].input_size[0])
-        out["orientation"] = make_orientation_fn(m, side)
-        out["keypoints"] = make_keypoint_fn(m, side, reference_keypoint_positions())
-    s1 = load_stage_model(1, weights_dir, device=str(dev))
-    if s1 is not None:
-        out["grid"] = make_grid_fn(_StageModel(s1[0], dev))
-    s2 = load_stage_model(2, weights_dir, device=str(dev))
-    if s2 is not None:
+        m, side = _StageModel(model, dev), int(cfg.input_size[0])
+        return {"orientation": make_orientation_fn(m, side),
+                "keypoints": make_keypoint_fn(m, side, reference_keypoint_positions())}
+    if stage == 1:
+        return {"grid": make_grid_fn(_StageModel(model, dev))}
+    if stage == 2:
         work_scale = _train_scale(weights_dir, stage=2)
-        out["traces"] = make_traces_fn(_StageModel(s2[0], dev), work_scale, STAGE2_SCALE)
+        return {"traces": make_traces_fn(_StageModel(model, dev), work_scale, STAGE2_SCALE)}
+    raise ValueError(f"no stage {stage}")
+
+
+def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> dict:
+    """The callables for every stage that has weights; {} when none are shipped (all classical).
+    Any stage's load error propagates (models.stage_loading falls back per stage instead)."""
+    dev = pick_device(device)
+    out: dict = {}
+    for stage in (0, 1, 2):
+        out.update(stage_predictors(stage, weights_dir, dev))
     logger.info("stage models loaded on %s: %s", dev, sorted(out) or "none (classical pipeline)")
     return out
