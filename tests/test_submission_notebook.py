@@ -64,7 +64,9 @@ def test_submission_notebook_runs_offline_from_the_bundle(kaggle_input, tmp_path
     assert "n_images=4, n_predicted=4" in text
 
     # a second run with a tiny time budget: slow predictor, still every id, finished in time
-    monkeypatch.setenv("ECGDIGIT_PREDICTOR", "zeros:1.0")
+    # (one worker at 3 s per image: the 4 images cannot finish in the budget however fast workers start)
+    monkeypatch.setenv("ECGDIGIT_PREDICTOR", "zeros:3.0")
+    monkeypatch.setenv("ECGDIGIT_WORKERS", "1")
     budget = 4.0
     monkeypatch.setenv("ECGDIGIT_DEADLINE_S", str(budget))
     out.unlink()
