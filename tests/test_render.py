@@ -39,8 +39,9 @@ def test_image_size_dtype_and_traces():
     for tr in page.traces[:3]:
         assert tr.shape == (4 * int(2.5 * 500), 2) and tr.dtype == np.float32
     assert page.traces[3].shape == (5000, 2)
-    assert page.traces[0][0, 0] == pytest.approx(PAGE.signal_x0, abs=1e-3)
-    assert page.traces[3][-1, 0] == pytest.approx(PAGE.time_to_x(9.998), abs=1e-2)
+    # the pen sits pen_offset_px off the layout, as ECG-image-kit's does
+    assert page.traces[0][0, 0] == pytest.approx(PAGE.signal_x0 + PAGE.pen_offset_px, abs=1e-3)
+    assert page.traces[3][-1, 0] == pytest.approx(PAGE.pen_xy(3, 9.998, 0.0)[0], abs=1e-2)
 
 
 def test_trace_pixels_at_layout_positions():
@@ -50,12 +51,13 @@ def test_trace_pixels_at_layout_positions():
     for r in range(4):
         base = PAGE.baselines_y[r]
         for t, mv in ((0.4, 0.0), (1.2, 1.0), (2.0, 0.0), (5.0 + 1.2, 1.0), (7.5 + 0.4, 0.0)):
-            y_exp = PAGE.mv_to_y(r, mv)
-            y = _centroid(dark, PAGE.time_to_x(t), y_exp)
-            assert abs(y - y_exp) < 1.0, (r, t, y, y_exp)
+            x_exp, y_exp = PAGE.pen_xy(r, t, mv)
+            y = _centroid(dark, x_exp, y_exp)
+            assert abs(y - y_exp) < 0.25, (r, t, y, y_exp)
         # 1 mV is 78.74 px above the baseline
-        up = _centroid(dark, PAGE.time_to_x(1.2), base - 78.74)
-        assert abs((base - up) - 78.74) < 1.0
+        up = _centroid(dark, PAGE.pen_xy(r, 1.2, 1.0)[0], base - 78.74 + PAGE.pen_offset_px)
+        flat = _centroid(dark, PAGE.pen_xy(r, 0.4, 0.0)[0], base + PAGE.pen_offset_px)
+        assert abs((flat - up) - 78.74) < 0.5
 
 
 def test_grid_major_lines_red_at_predicted_positions():
@@ -122,14 +124,14 @@ def test_real_stroke_widths_match_the_printed_pens():
 def test_rhythm_strip_is_lead_ii_and_rows_follow_layout():
     rec = simulate_record(np.random.default_rng(4), 256)
     page = render_page(rec, np.random.default_rng(0))
-    mv = (PAGE.baselines_y[3] - page.traces[3][:, 1].astype(np.float64)) / PAGE.px_per_mv
+    _, mv = PAGE.pen_signal(3, page.traces[3][:, 0].astype(np.float64), page.traces[3][:, 1].astype(np.float64))
     assert np.max(np.abs(mv - rec.lead("II"))) < 1e-3
     n = int(2.5 * 256)
     for r, leads in enumerate(LAYOUT_ROWS[:3]):
-        mv = (PAGE.baselines_y[r] - page.traces[r][:, 1].astype(np.float64)) / PAGE.px_per_mv
+        t_all, mv = PAGE.pen_signal(r, page.traces[r][:, 0].astype(np.float64), page.traces[r][:, 1].astype(np.float64))
         for c, lead in enumerate(leads):
             assert np.max(np.abs(mv[c * n:(c + 1) * n] - rec.lead(lead)[c * n:(c + 1) * n])) < 1e-3
-            t = (page.traces[r][c * n:(c + 1) * n, 0] - PAGE.signal_x0) / PAGE.px_per_s
+            t = t_all[c * n:(c + 1) * n]
             assert np.allclose(t, c * 2.5 + np.arange(n) / 256, atol=1e-4)
 
 

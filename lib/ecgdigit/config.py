@@ -112,6 +112,10 @@ class PaperLayout:
     trace_line_pt: float = 0.75
     trace_grey_max: int = 51
     pulse_drop_px: float = 2.0  # the pulse's trailing edge ends this far past signal_x0 unless measured
+    # ECG-image-kit's plotted lines (trace, pulse) sit this far right of and below the frame its grid
+    # and layout are placed in (a half-pixel convention of its plotting): on realdev's renders every
+    # page's trace lies 0.43-0.52 px left of and 0.52 px above where the layout puts the truth
+    pen_offset_px: float = -0.5
     mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
 
     @property
@@ -211,6 +215,15 @@ class PaperLayout:
     def mv_to_y(self, row: int, mv):
         return self.baselines_y[row] - mv * self.px_per_mv
 
+    def pen_xy(self, row: int, t_s, mv):
+        """Where the pen draws (t seconds, mv) of a row's signal: the layout's point plus pen_offset_px."""
+        return self.time_to_x(t_s) + self.pen_offset_px, self.mv_to_y(row, mv) + self.pen_offset_px
+
+    def pen_signal(self, row: int, x, y):
+        """(t seconds, mV) of a pen point (x, y) in page px: pen_xy's inverse."""
+        return ((x - self.pen_offset_px - self.signal_x0) / self.px_per_s,
+                (self.baselines_y[row] - (y - self.pen_offset_px)) / self.px_per_mv)
+
 
 PAGE = PaperLayout()
 
@@ -248,7 +261,7 @@ def paths() -> Paths:
 # (embedded sample, benchmark hold-out) record it and are rebuilt when it differs
 # 2: traces, pulse and ticks drawn at their real widths (were 3.4 px from cv2's integer thickness)
 # 3: leads drawn separately (ECG-image-kit's one plot per lead), joined columns on 10 % of pages
-SYNTH_VERSION = 3
+SYNTH_VERSION = 4
 
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")

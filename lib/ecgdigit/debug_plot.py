@@ -15,8 +15,8 @@ TRUTH_RGB = (0, 200, 0)  # the truth, where known
 
 def _row_polyline(values: np.ndarray, fs: float, row: int, lead_t0: float, scale: float, layout: PaperLayout):
     t = lead_t0 + np.arange(len(values)) / fs
-    x = layout.time_to_x(t) * scale
-    y = layout.mv_to_y(row, values) * scale
+    x, y = layout.pen_xy(row, t, values)
+    x, y = x * scale, y * scale
     return np.round(np.stack([x, y], 1) * 16).astype(np.int32)
 
 

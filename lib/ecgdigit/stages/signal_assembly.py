@@ -26,10 +26,8 @@ def _measured_span(t: np.ndarray, found: np.ndarray, t0: float, t1: float) -> np
 
 
 def row_curve_to_mv(curve: RowCurve, scale: float, layout: PaperLayout = PAGE) -> tuple[np.ndarray, np.ndarray]:
-    """(t seconds, mV) of a row curve."""
-    t = (curve.x / scale - layout.signal_x0) / layout.px_per_s
-    mv = (layout.baselines_y[curve.row] * scale - curve.y) / (layout.px_per_mv * scale)
-    return t, mv
+    """(t seconds, mV) of a row curve (pen points in rectified px at `scale`)."""
+    return layout.pen_signal(curve.row, curve.x / scale, curve.y / scale)
 
 
 EDGE_SLOPE_S = 0.010  # the slope carried past a lead's last measured column is measured over this much signal

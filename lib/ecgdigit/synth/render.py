@@ -210,8 +210,7 @@ def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE, simultaneous: b
 
 
 def _to_page(layout: PaperLayout, row: int, t: np.ndarray, mv: np.ndarray) -> np.ndarray:
-    x = layout.time_to_x(t.astype(np.float64))
-    y = layout.mv_to_y(row, mv.astype(np.float64))
+    x, y = layout.pen_xy(row, t.astype(np.float64), mv.astype(np.float64))
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
@@ -233,8 +232,8 @@ def _calibration_pulse(layout: PaperLayout, row: int, fs: int) -> np.ndarray:
     pulse = np.ones(len(t))
     pulse[:2] = 0
     pulse[-2:] = 0
-    x = layout.calib_x0 + t * layout.px_per_s
-    y = layout.mv_to_y(row, layout.calib_mv * pulse)
+    x = layout.calib_x0 + t * layout.px_per_s + layout.pen_offset_px  # plotted like the trace
+    y = layout.mv_to_y(row, layout.calib_mv * pulse) + layout.pen_offset_px
     return np.stack([x, y], axis=1)
 
 
