@@ -63,8 +63,8 @@ def test_stage0_peaks_at_truth(record_page, k):
     assert t["keypoints"].shape == (16, side // stride, side // stride) and int(t["orientation"]) == k
     assert t["keypoints"].max() == 1.0 and t["keypoints"].min() >= 0
     # independent truth: the clean render is the page itself, turned k times
-    img_pts = rotate_points(T.keypoint_page_positions(page), k, (PAGE.height, PAGE.width))
-    f = side / max(PAGE.height, PAGE.width)
+    img_pts = rotate_points(T.keypoint_page_positions(page), k, PAGE.shape)
+    f = side / max(PAGE.shape)
     want = (img_pts + 0.5) * f - 0.5
     assert t["keypoints_valid"].all()
     np.testing.assert_allclose(t["keypoints_xy"], want, atol=1e-3)

@@ -115,6 +115,15 @@ class PaperLayout:
     mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) in page px: the order of an image's shape, as every page frame uses it."""
+        return self.height, self.width
+
+    def shape_at(self, scale: float) -> tuple[int, int]:
+        """(height, width) of the page rendered or rectified at `scale`."""
+        return int(round(self.height * scale)), int(round(self.width * scale))
+
+    @property
     def px_per_mm(self) -> float:
         return self.dpi / 25.4
 

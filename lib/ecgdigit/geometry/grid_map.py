@@ -46,7 +46,7 @@ def page_scale(page_size: tuple[int, int]) -> float:
 
 def major_lattice(page_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All major-grid nodes inside a page frame of page_size (h, w): (positions (M, 2), (i, j) (M, 2))."""
-    page_size = page_size or (PAGE.height, PAGE.width)
+    page_size = page_size or PAGE.shape
     s = page_scale(page_size)
     step, height = PAGE.grid_major_px * s, PAGE.height * s
     ni = int(np.floor((page_size[1] - 1) / step)) + 1
@@ -60,7 +60,7 @@ def major_lattice(page_size: tuple[int, int] | None = None) -> tuple[np.ndarray,
 
 def node_position(ij: np.ndarray, page_size: tuple[int, int] | None = None) -> np.ndarray:
     """Page positions of lattice indices (M, 2) in a page frame of page_size."""
-    page_size = page_size or (PAGE.height, PAGE.width)
+    page_size = page_size or PAGE.shape
     s = page_scale(page_size)
     ij = np.asarray(ij, dtype=np.float64).reshape(-1, 2)
     return np.stack([ij[:, 0] * PAGE.grid_major_px * s, PAGE.height * s - ij[:, 1] * PAGE.grid_major_px * s], 1)
@@ -164,7 +164,7 @@ def index_crossings(points_img: np.ndarray, approx_page_to_image, *, tol: float 
     Returns (page_pts (M, 2) in the map's page frame, image_pts (M, 2)); with return_index also (i, j).
     """
     page_size = approx_page_to_image.dst_size if isinstance(approx_page_to_image, CoordinateMap) \
-        else (PAGE.height, PAGE.width)
+        else PAGE.shape
     m = _as_map(approx_page_to_image, page_size)
     pts = np.asarray(points_img, dtype=np.float64).reshape(-1, 2)
     empty = (np.zeros((0, 2)), np.zeros((0, 2))) + ((np.zeros((0, 2), int),) if return_index else ())

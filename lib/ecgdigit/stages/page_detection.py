@@ -137,7 +137,7 @@ def line_direction(image: np.ndarray) -> float:
     """
     from scipy.ndimage import uniform_filter1d
 
-    from .trace_reading import ink_from_rgb
+    from .ink import ink_from_rgb
 
     small, _ = _small(image, 640)
     ink = ink_from_rgb(small, 2.0)
@@ -175,7 +175,7 @@ def header_gap_position(upright_small: np.ndarray) -> float | None:
     """
     from scipy.ndimage import uniform_filter1d
 
-    from .trace_reading import ink_from_rgb
+    from .ink import ink_from_rgb
 
     ink = ink_from_rgb(upright_small, 2.0)
     prof = uniform_filter1d(ink.sum(axis=1), max(3, len(ink) // 80))
@@ -210,7 +210,7 @@ def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tupl
         up = np.ascontiguousarray(np.rot90(small, -k))
         quad = detect_page_quad(up)
         H = page_homography_from_quad(quad, layout) if quad is not None else frame_homography(up.shape[:2], layout)
-        cmap = CoordinateMap.from_homography(H, (layout.height, layout.width), up.shape[:2], step=32)
+        cmap = CoordinateMap.from_homography(H, layout.shape, up.shape[:2], step=32)
         scores[k] = row_profile_score(cmap.remap(up, scale=scale), scale, layout)
         if quad is None:
             # no outline (a scan, or paper lost in the background): the header gap votes too

@@ -41,7 +41,7 @@ def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scal
     """
     from ..geometry import grid_detect, grid_map
 
-    page_size = (layout.height, layout.width)
+    page_size = layout.shape
     approx = CoordinateMap.from_homography(H, page_size, upright.shape[:2], step=16)
     normalized = approx.remap(upright, scale=scale)
     find = crossing_fn or grid_detect.detect_grid_crossings

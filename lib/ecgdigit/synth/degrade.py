@@ -27,7 +27,7 @@ from .warps import Crease, Curl, PageWarp, fit_camera_to_frame, photo_camera, sc
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE: tuple[int, int] = (PAGE.height, PAGE.width)
+PAGE_SIZE: tuple[int, int] = PAGE.shape
 LATTICE_STEP = 8.0
 
 # Probability of 0, 1, 2, 3 quarter turns (np.rot90 sense) when orientation is not given.

@@ -85,7 +85,7 @@ def _blend_lines(img: np.ndarray, cov: np.ndarray, rgb, axis: int) -> None:
 @functools.lru_cache(maxsize=4)
 def grid_image(layout: PaperLayout = PAGE, snap: bool = False) -> np.ndarray:
     """The empty gridded page (read-only RGB uint8), built once per (layout, snap)."""
-    h, w = layout.height, layout.width
+    h, w = layout.shape
     img = np.full((h, w, 3), 255.0, dtype=np.float32)
     width = layout.grid_line_pt * layout.px_per_pt
     xs_major, ys_major = (np.array(v) for v in layout.grid_lines(major=True))
@@ -305,7 +305,7 @@ def trace_masks(page: RenderedPage, scale: float = 1.0, width_px: float | None =
     drawn exactly as render_page draws the trace (stroke.py).
     """
     lay = page.layout
-    h, w = int(round(lay.height * scale)), int(round(lay.width * scale))
+    h, w = lay.shape_at(scale)
     width = lay.trace_line_pt * lay.px_per_pt * scale if width_px is None else width_px
     out = np.zeros((len(page.traces), h, w), dtype=np.uint8)
     for r, pts in enumerate(page.traces):

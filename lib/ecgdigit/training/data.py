@@ -186,11 +186,10 @@ class CompetitionSource:
         image = self.folder.train_image(image_id, image_type)
         rec = self.record(image_id, fs)
         page = RenderedPage(image=image, traces=[np.concatenate(s, 0) for s in row_polylines(rec)], label_boxes={})
-        size = (PAGE.height, PAGE.width)
         if image_type == "0001":
             from ..geometry.homography import identity_page_homography
 
-            cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, size, image.shape[:2])
+            cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, PAGE.shape, image.shape[:2])
             return SyntheticImage(image, image_type, cmap, 0, page, rec)
         from ..stages.stage0_normalize import normalize
         from ..stages.stage1_rectify import rectify

@@ -341,7 +341,7 @@ class NormalizedPage:
         """(M, 2) true major-grid crossings in normalized px (NaN where outside the image)."""
         from ..geometry.grid_map import major_lattice
 
-        pos, _ = major_lattice((layout.height, layout.width))
+        pos, _ = major_lattice(layout.shape)
         return self.page_points_to_normalized(pos)
 
     def page_points_to_normalized(self, pts: np.ndarray) -> np.ndarray:
@@ -364,8 +364,7 @@ class NormalizedPage:
         return h, v
 
     def window(self, x0: int, y0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        page = (PAGE.height, PAGE.width)
-        cmap = CoordinateMap.from_homography(self.H, page, self.upright.shape[:2], step=16)
+        cmap = CoordinateMap.from_homography(self.H, PAGE.shape, self.upright.shape[:2], step=16)
         return remap_window(cmap, self.upright, self.scale, x0, y0, h, w)
 
 
@@ -383,7 +382,7 @@ def stage1_sample(syn: SyntheticImage, scale: float, crop: tuple[int, int] | Non
                   layout: PaperLayout = PAGE) -> Sample:
     """A (random crop of the) normalized page; crossing heatmap, h/v line maps and the valid mask."""
     npage = normalized_page(syn, scale, noise_frac, rng)
-    full = (int(round(layout.height * scale)), int(round(layout.width * scale)))
+    full = layout.shape_at(scale)
     h, w = crop if crop is not None else full
     x0 = int(rng.integers(0, max(1, full[1] - w + 1))) if crop is not None else 0
     y0 = int(rng.integers(0, max(1, full[0] - h + 1))) if crop is not None else 0
@@ -415,7 +414,7 @@ def trace_width_px(scale: float, layout: PaperLayout = PAGE) -> float:
 def stage2_window(rng: np.random.Generator, scale: float, crop: tuple[int, int],
                   layout: PaperLayout = PAGE) -> tuple[int, int]:
     """Top-left (x0, y0) of a random crop, centred on a random row's signal, in rectified px."""
-    full_h, full_w = int(round(layout.height * scale)), int(round(layout.width * scale))
+    full_h, full_w = layout.shape_at(scale)
     h, w = crop
     r = int(rng.integers(len(layout.baselines_y)))
     cy = (layout.baselines_y[r] + rng.normal(0, 0.4) * layout.px_per_mv) * scale  # mostly on the trace
@@ -432,7 +431,7 @@ def stage2_sample(syn: SyntheticImage, scale: float, crop: tuple[int, int] | Non
     The page is rectified through truth(warp(q)), i.e. with a small geometric error; the masks are
     the true polylines p carried to the rectified frame by warp.inverse(p), so image and target agree.
     """
-    full = (int(round(layout.height * scale)), int(round(layout.width * scale)))
+    full = layout.shape_at(scale)
     h, w = crop if crop is not None else full
     x0, y0 = stage2_window(rng, scale, (h, w), layout) if crop is not None else (0, 0)
     img, valid = remap_window(syn.page_to_image, syn.image, scale, x0, y0, h, w, warp=warp)
