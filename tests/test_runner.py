@@ -218,6 +218,7 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
     import pytest
 
     import ecgdigit.models.inference as inference
+    from ecgdigit.models.stage_callables import StageModels
     from ecgdigit.models.stage_loading import StageLoadError, load_stage_models
 
     wdir = tmp_path / "w"
@@ -229,12 +230,12 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
     def fake(stage, weights_dir, dev):
         if stage == 0:
             raise RuntimeError("operator torchvision::nms does not exist")
-        return {"traces": "model"}
+        return StageModels(traces="model")
 
     monkeypatch.setattr(inference, "stage_predictors", fake)
     with caplog.at_level(logging.WARNING):
         models, failures = load_stage_models(wdir, "cpu")
-    assert models == {"traces": "model"}
+    assert models == StageModels(traces="model")
     assert [f.stage for f in failures] == [0]
     assert "MODEL NOT LOADED: stage 0 model" in caplog.text and "torchvision::nms" in caplog.text
     assert "stage 0 runs its CLASSICAL version" in failures[0].message()
@@ -243,5 +244,5 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
 
     monkeypatch.setitem(__import__("sys").modules, "ecgdigit.models.inference", None)  # the import fails
     models, failures = load_stage_models(wdir, "cpu")
-    assert models == {} and [f.stage for f in failures] == [0, 2]
+    assert models == StageModels() and [f.stage for f in failures] == [0, 2]
     assert all("import failed" in f.error for f in failures)

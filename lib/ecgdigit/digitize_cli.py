@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         return EXIT_SETUP
     for failure in getattr(pipeline, "load_failures", []):  # its stage runs classical: say so, not only in the log
         print(f"MODEL NOT LOADED: {failure.message()}", file=sys.stderr)
-    models = ", ".join(sorted(pipeline.models)) or "none (classical)"
+    models = ", ".join(pipeline.models.names()) or "none (classical)"
     print(f"{len(listed.pages)} page(s) -> {args.out}; layout {args.layout}; models: {models}")
     n_done = 0
     for outcome in digitize_pages(pipeline, listed.pages, args.out, args.fs, args.layout, not args.quiet):
