@@ -246,3 +246,23 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
     models, failures = load_stage_models(wdir, "cpu")
     assert models == StageModels() and [f.stage for f in failures] == [0, 2]
     assert all("import failed" in f.error for f in failures)
+
+
+def test_predictor_seams_are_typed():
+    """What the runner runs here (a Predictor) and what it builds in workers (a PredictorFactory)."""
+    import pytest
+
+    from ecgdigit.pipeline import Pipeline
+    from ecgdigit.predictor_spec import (FunctionPredictor, LoadedPredictor, Predictor, PredictorSpec, as_predictor,
+                                         is_factory)
+
+    pipeline = Pipeline()
+    assert isinstance(pipeline, Predictor) and as_predictor(pipeline) is pipeline
+    assert is_factory(PredictorSpec()) and not is_factory(pipeline) and not is_factory(ramp_predictor)
+    wrapped = as_predictor(ramp_predictor)
+    assert isinstance(wrapped, FunctionPredictor) and isinstance(wrapped, Predictor)
+    out = wrapped.predict_many([np.zeros((4, 4, 3), np.uint8), None])
+    assert out[0].signals.shape[1] == 12 and isinstance(out[1], Exception)  # a failure stays in its slot
+    assert isinstance(LoadedPredictor(ramp_predictor).predictor, FunctionPredictor)
+    with pytest.raises(TypeError, match="not a predictor"):
+        as_predictor(42)
