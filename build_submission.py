@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 
-from ecgdigit.config import paths  # noqa: E402
+from ecgdigit.config import paths
 
 logger = logging.getLogger("build_submission")
 

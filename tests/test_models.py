@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-from ecgdigit.models import encoder_decoder, stage_models
+from ecgdigit.models import encoder_decoder
 from ecgdigit.models.encoder_decoder import EncoderDecoder, HeadSpec
 from ecgdigit.models.stage_models import STAGES, ModelConfig, build_model, count_parameters
 from ecgdigit.models.weights_io import (MANIFEST_NAME, WeightsError, load_stage_model, load_weights,

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit import config  # noqa: E402
+from ecgdigit import config
 
 FS_CHOICES = (250, 256, 500, 512, 1000, 1025)  # the rates the competition's data holds
 

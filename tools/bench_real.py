@@ -26,15 +26,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_accuracy import PeakMemory, device_name, predictions_for, run_pipeline  # noqa: E402
-from ecgdigit.config import PERFECT_SCORE, paths  # noqa: E402
-from ecgdigit.error_breakdown import CLASSES, image_errors, summarize  # noqa: E402
-from ecgdigit.evaluation import per_type_table  # noqa: E402
-from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
-from ecgdigit.metric import score_records  # noqa: E402
+from bench_accuracy import PeakMemory, device_name, run_pipeline
+from ecgdigit.config import PERFECT_SCORE, paths
+from ecgdigit.error_breakdown import CLASSES, image_errors, summarize
+from ecgdigit.evaluation import per_type_table
+from ecgdigit.io.competition_files import CompetitionFolder
+from ecgdigit.metric import score_records
+from ecgdigit.runner import image_rows
 
 logger = logging.getLogger("bench_real")
 
@@ -63,7 +62,7 @@ def _read_one(job: tuple[str, str, pd.DataFrame]) -> dict:
     _MEM.start()
     run = run_pipeline(_PIPELINE, image, fs)
     rss_mb, _ = _MEM.stop()
-    return {"root": root, "id": image_id, "fs": fs, "preds": predictions_for(run.digitized, rows),
+    return {"root": root, "id": image_id, "fs": fs, "preds": image_rows(run.digitized, rows),
             "s_total": run.total_s, "peak_rss_mb": rss_mb, "stage0": run.stage0, "stage1": run.stage1,
             "error": run.error, "height": image.shape[0], "width": image.shape[1]}
 

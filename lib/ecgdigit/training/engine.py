@@ -27,7 +27,7 @@ from ..models.stage_models import build_model
 from ..models.weights_io import save_weights
 from . import data as D
 from .configs import StageTrainConfig
-from .forward import predict, unwrap
+from .forward import unwrap
 from .tasks import get_task
 
 logger = logging.getLogger(__name__)
