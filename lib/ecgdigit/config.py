@@ -5,6 +5,7 @@ one edit here fixes them everywhere.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,6 @@ PHOTO_SIZES: tuple[tuple[int, int], ...] = ((3024, 4032), (3000, 4000), (1008, 1
 def parse_image_types(text: str) -> tuple[str, ...]:
     """'all' or a comma list of image type codes ('0001,0005') for command lines; unknown codes are
     an error (argparse.ArgumentTypeError, so argparse shows the message as it is)."""
-    import argparse
-
     if text.strip().lower() == "all":
         return tuple(IMAGE_TYPES)
     types = tuple(t.strip() for t in text.split(",") if t.strip())

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from ..config import PAGE
 from .coordinate_map import CoordinateMap, apply_homography
@@ -282,8 +283,6 @@ def _local_plane_deviation(x: np.ndarray, r: np.ndarray, valid: np.ndarray, k: i
 
 def _hull_distance(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Distance of q outside the convex hull of x (0 inside; the farthest facet line's distance)."""
-    from scipy.spatial import ConvexHull, QhullError
-
     try:
         eq = ConvexHull(x).equations  # (F, 3): unit normal . p + offset <= 0 inside
     except (QhullError, ValueError):  # collinear crossings: fall back to the nearest one
@@ -334,8 +333,6 @@ def dense_map_from_crossings(page_pts: np.ndarray, image_pts: np.ndarray, fallba
         if valid.sum() < min_points:
             return give_up(f"only {int(valid.sum())} consistent crossings", int(valid.sum()), int((~valid).sum()))
     x, r = x[valid], r[valid]
-
-    from scipy.interpolate import RBFInterpolator
 
     try:
         rbf = RBFInterpolator(x, r, kernel="thin_plate_spline", smoothing=smoothing, degree=1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.optimize import least_squares
 
 from ..config import PAGE
 from .coordinate_map import CoordinateMap, apply_homography
@@ -70,8 +71,6 @@ def _normalizer(pts: np.ndarray) -> np.ndarray:
 
 def _weighted_refine(H: np.ndarray, page: np.ndarray, img: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted least-squares refinement of H on the inliers (cv2 has no weights)."""
-    from scipy.optimize import least_squares
-
     Tp, Ti = _normalizer(page), _normalizer(img)
     Hn = Ti @ H @ np.linalg.inv(Tp)
     Hn = Hn / Hn[2, 2]

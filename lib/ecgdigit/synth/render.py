@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..config import DURATION_S, LAYOUT_ROWS, N_COLUMNS, PAGE, SHORT_LEAD_S, PaperLayout
+from .signals import simulate_record
 from .stroke import stroke_band
 from .truth import EcgRecord, RenderedPage
 
@@ -123,7 +124,7 @@ def _draw_frame(img: np.ndarray, layout: PaperLayout) -> None:
 # ---------------------------------------------------------------- text
 @functools.lru_cache(maxsize=8)
 def _font(size_px: float) -> ImageFont.FreeTypeFont:
-    import matplotlib
+    import matplotlib  # here: only for the path of the font it ships; importing it costs ~0.3 s
 
     path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
     if not os.path.exists(path):
@@ -335,8 +336,6 @@ def oracle_row_curves(page: RenderedPage, scale: float = 1.0) -> np.ndarray:
 
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> None:
-    from .signals import simulate_record
-
     ap = argparse.ArgumentParser(description="Render one synthetic clean ECG page (type 0001) to a PNG.")
     ap.add_argument("--out", required=True, help="output PNG path")
     ap.add_argument("--seed", type=int, default=0)

@@ -16,10 +16,12 @@ import numpy as np
 
 from ..config import LAYOUT_ROWS, PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap, apply_homography
+from ..geometry.grid_map import major_lattice
 from ..geometry.orientation import undo_orientation
 from ..models.frames import heatmap_coords, letterbox, letterbox_points, out_shape, to_chw
+from ..synth.render import RenderStyle, render_page
 from ..synth.stroke import add_stroke
-from ..synth.truth import RenderedPage, SyntheticImage
+from ..synth.truth import EcgRecord, RenderedPage, SyntheticImage
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,6 @@ def keypoint_page_positions(page: RenderedPage) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _reference_keypoints(layout: PaperLayout) -> tuple:
-    from ..synth.render import RenderStyle, render_page
-    from ..synth.truth import EcgRecord
-
     rec = EcgRecord("reference", 500, np.zeros((5000, 12), np.float32))
     page = render_page(rec, np.random.default_rng(0), layout, RenderStyle(show_header=False))
     pts = signal_area_corners(layout).tolist()
@@ -297,8 +296,6 @@ class NormalizedPage:
 
     def crossings(self, layout: PaperLayout = PAGE) -> np.ndarray:
         """(M, 2) true major-grid crossings in normalized px (NaN where outside the image)."""
-        from ..geometry.grid_map import major_lattice
-
         pos, _ = major_lattice(layout.shape)
         return self.page_points_to_normalized(pos)
 
