@@ -1,4 +1,6 @@
-"""Every constant and path of the kit, in one place.
+"""The kit's shared constants and paths: the competition's leads, layout, image types and sampling
+rates, the page's geometry (PaperLayout), the stages' working scales and the folders. A constant that
+one module tunes for itself (a threshold, a cost) lives in that module, beside the code it tunes.
 
 Values marked (check) come from ../shared/spec/competition.md as believed but not confirmed;
 one edit here fixes them everywhere.
