@@ -40,8 +40,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 
@@ -56,6 +58,8 @@ from ecgdigit.config import (
 from ecgdigit.digitized import Digitized
 from ecgdigit.io.competition_files import CompetitionFolder
 from ecgdigit.metric import score_records
+from ecgdigit.models.inference import pick_device
+from ecgdigit.pipeline import Pipeline
 from ecgdigit.runner import image_rows
 from ecgdigit.synth.competition_writer import WriterOptions, load_geometry_truth, write_competition
 
@@ -125,8 +129,6 @@ class PeakMemory:
         else:
             self.base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
 
@@ -135,8 +137,6 @@ class PeakMemory:
         peak = _status_kb("VmHWM") if self.clear_refs else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         gpu = math.nan
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize()
             gpu = torch.cuda.max_memory_allocated() / 2**20
         return max(0.0, (peak - self.base_kb) / 1024.0), gpu
@@ -152,8 +152,6 @@ def _status_kb(key: str) -> float | None:
 
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
-        import torch
-
         return torch.cuda.get_device_name(torch.device(device))
     try:
         with open("/proc/cpuinfo") as f:
@@ -280,11 +278,6 @@ def main(argv=None) -> dict:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = "python tools/bench_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     print(f"$ {command.strip()}", flush=True)
-    import torch
-
-    from ecgdigit.models.inference import pick_device
-    from ecgdigit.pipeline import Pipeline
-
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or paths().outputs / "bench"
@@ -315,8 +308,6 @@ def main(argv=None) -> dict:
         pipeline = Pipeline.load(args.weights, device, strict_weights=True)
     models = pipeline.models.names() or ["none (classical stages)"]
     dev_name = device_name(device)
-    import cv2
-
     print(f"pipeline: models {', '.join(models)}; device {device} = {dev_name}; torch threads "
           f"{torch.get_num_threads()}, cv2 threads {cv2.getNumThreads()}", flush=True)
     mem = PeakMemory(cuda=device.startswith("cuda"))

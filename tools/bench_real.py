@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 
@@ -33,6 +34,7 @@ from ecgdigit.error_breakdown import CLASSES, image_errors, summarize
 from ecgdigit.evaluation import per_type_table
 from ecgdigit.io.competition_files import CompetitionFolder
 from ecgdigit.metric import score_records
+from ecgdigit.pipeline import Pipeline
 from ecgdigit.runner import image_rows
 
 logger = logging.getLogger("bench_real")
@@ -43,10 +45,6 @@ _MEM: PeakMemory | None = None
 
 def _init_worker(classical: bool, weights: str | None, device: str | None, threads: int | None) -> None:
     global _PIPELINE, _MEM
-    import torch
-
-    from ecgdigit.pipeline import Pipeline
-
     if threads:
         torch.set_num_threads(threads)
     _PIPELINE = Pipeline() if classical else Pipeline.load(weights, device, strict_weights=True)
