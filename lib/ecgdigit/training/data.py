@@ -16,7 +16,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ..config import LEADS, PAGE
 from ..geometry.coordinate_map import CoordinateMap
 from ..geometry.homography import identity_page_homography
-from ..geometry.orientation import rotate_map_source
 from ..io.competition_files import CompetitionFolder
 from ..stages.ink import ink_from_rgb
 from ..stages.stage0_normalize import normalize
@@ -65,15 +64,6 @@ def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = 
     return make_image(record, image_type, rng, page=page, **kw)
 
 
-def turned(syn: SyntheticImage, j: int) -> SyntheticImage:
-    """The same capture turned j more quarter turns (exact: image, map and orientation move together)."""
-    j %= 4
-    if j == 0:
-        return syn
-    return SyntheticImage(np.ascontiguousarray(np.rot90(syn.image, j)), syn.image_type,
-                          rotate_map_source(syn.page_to_image, j), (syn.orientation + j) % 4, syn.page, syn.record)
-
-
 def make_sample(cfg: StageTrainConfig, syn: SyntheticImage, rng: np.random.Generator) -> T.Sample:
     """(input CHW float32, targets) of one training sample of cfg's stage."""
     return get_task(cfg.stage).sample(cfg, syn, rng, head_stride(cfg))
@@ -99,7 +89,7 @@ class SyntheticStream(IterableDataset):
             torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
         n = 0
         d = self.cfg.data
-        turn_extra = get_task(self.cfg.stage).turn_extra_samples
+        task = get_task(self.cfg.stage)
         while True:
             rp = None
             for _ in range(max(1, d.images_per_page)):
@@ -110,13 +100,9 @@ class SyntheticStream(IterableDataset):
                         rp = draw_record_page(rng, f"r{self.rank}w{worker}n{n}")
                     syn = draw_image(self.cfg, rng, record_page=rp)
                 for i in range(max(1, d.samples_per_image)):
-                    if turn_extra and i > 0:
-                        # more orientation samples from one capture: turn it to a freshly drawn class
-                        probs = np.asarray(d.orientation_probs, np.float64)
-                        k = int(rng.choice(4, p=probs / probs.sum()))
-                        yield make_sample(self.cfg, turned(syn, k - syn.orientation), rng)
-                    else:
-                        yield make_sample(self.cfg, syn, rng)
+                    # a task may make the capture's further samples from a variant of it (stage 0: turned)
+                    more = i > 0 and task.another_capture is not None
+                    yield make_sample(self.cfg, task.another_capture(self.cfg, syn, rng) if more else syn, rng)
             n += 1
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import LAYOUT_ROWS, PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap, apply_homography
 from ..geometry.grid_map import major_lattice
-from ..geometry.orientation import undo_orientation
+from ..geometry.orientation import rotate_map_source, undo_orientation
 from ..models.frames import heatmap_coords, letterbox, letterbox_points, out_shape, to_chw
 from ..synth.render import RenderStyle, render_page
 from ..synth.stroke import add_stroke
@@ -198,6 +198,15 @@ def upright_page_map(syn: SyntheticImage) -> tuple[CoordinateMap, np.ndarray]:
     if k == 0:
         return syn.page_to_image, syn.image
     return undo_orientation(syn.page_to_image, k), np.ascontiguousarray(np.rot90(syn.image, -k))
+
+
+def turned(syn: SyntheticImage, j: int) -> SyntheticImage:
+    """The same capture turned j more quarter turns (exact: image, map and orientation move together)."""
+    j %= 4
+    if j == 0:
+        return syn
+    return SyntheticImage(np.ascontiguousarray(np.rot90(syn.image, j)), syn.image_type,
+                          rotate_map_source(syn.page_to_image, j), (syn.orientation + j) % 4, syn.page, syn.record)
 
 
 def fit_homography(cmap: CoordinateMap, n: int = 12) -> np.ndarray:

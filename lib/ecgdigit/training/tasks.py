@@ -68,8 +68,8 @@ class StageTask:
     holdout_metrics: Callable[..., dict]
     # (cfg, rng) -> extra synth.generate.make_image keywords for a capture of this stage
     capture_kwargs: Callable[["StageTrainConfig", np.random.Generator], dict] = lambda cfg, rng: {}
-    # a capture's further samples are the same capture turned to a freshly drawn orientation
-    turn_extra_samples: bool = False
+    # (cfg, capture, rng) -> the capture a further sample of it is made from (None: the capture itself)
+    another_capture: Callable[["StageTrainConfig", SyntheticImage, np.random.Generator], SyntheticImage] | None = None
     # () -> what the weights' manifest entry carries for inference besides the architecture
     manifest_fields: Callable[[], dict] = dict
     accepts_real_images: bool = False  # training.data.CompetitionSource can label this stage's targets
@@ -169,7 +169,8 @@ register_task(StageTask(
     holdout_sample=_stage0_sample,
     holdout_metrics=_stage0_metrics,
     capture_kwargs=lambda cfg, rng: {"orientation": _orientation_draw(cfg, rng)},
-    turn_extra_samples=True,
+    # more orientation samples from one capture: turned to a freshly drawn class
+    another_capture=lambda cfg, syn, rng: T.turned(syn, _orientation_draw(cfg, rng) - syn.orientation),
     manifest_fields=reference_keypoints,
 ))
 
