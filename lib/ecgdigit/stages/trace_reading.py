@@ -39,7 +39,7 @@ def row_bands(scale: float, layout: PaperLayout = PAGE, height: int | None = Non
     keeps each row on its own trace.
     """
     b = [y * scale for y in layout.baselines_y]
-    h = height if height is not None else layout.shape_at(scale)[0]
+    h = height if height is not None else int(round(layout.height * scale))
     reach = 3.5 * layout.px_per_mv * scale  # above the first row and below the last
     bands = []
     for r in range(len(b)):
