@@ -16,9 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 
-from ecgdigit.config import paths  # noqa: E402
+from ecgdigit.config import paths
+from ecgdigit.debug_plot import save_overlay
+from ecgdigit.digitized import Digitized
+from ecgdigit.evaluation import evaluate_submission, format_evaluation
+from ecgdigit.io.competition_files import CompetitionFileError, CompetitionFolder, CompetitionNotFoundError
+from ecgdigit.models.stage_loading import StageLoadError
+from ecgdigit.predictor_spec import PredictorSpec
+from ecgdigit.runner import run_submission
+from ecgdigit.synth.embedded_sample import ensure_embedded_sample
 
 logger = logging.getLogger("build_submission")
 
@@ -48,17 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def predictor_spec(args):
     """What each worker process builds (after the fallback submission is written)."""
-    from ecgdigit.predictor_spec import PredictorSpec
-
     return PredictorSpec(kind="classical" if args.classical else "pipeline",
                          weights_dir=None if args.weights is None else str(args.weights),
                          device=args.device, strict_weights=args.strict_weights)
 
 
 def save_debug_pictures(folder, pipeline, out_dir: Path, n: int) -> None:
-    from ecgdigit.debug_plot import save_overlay
-    from ecgdigit.digitized import Digitized
-
     types = folder.test_image_types()
     for image_id in folder.test_ids()[:n]:
         try:
@@ -82,11 +84,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ecgdigit.evaluation import evaluate_submission, format_evaluation
-    from ecgdigit.io.competition_files import CompetitionFolder
-    from ecgdigit.runner import run_submission
-    from ecgdigit.synth.embedded_sample import ensure_embedded_sample
-
     root = args.input if args.input is not None else ensure_embedded_sample(progress=not args.quiet)
     folder = CompetitionFolder(root)
     output = args.output or paths().outputs / "submission.csv"
@@ -122,9 +119,6 @@ def main(argv=None) -> int:
 def cli(argv=None) -> int:
     """main() with the competition folder's own errors as one clear line instead of a traceback
     (exit 2), and a --strict-weights refusal as one line too (exit 3)."""
-    from ecgdigit.io.competition_files import CompetitionFileError, CompetitionNotFoundError
-    from ecgdigit.models.stage_loading import StageLoadError
-
     try:
         return main(argv)
     except (CompetitionFileError, CompetitionNotFoundError, FileNotFoundError) as exc:

@@ -15,14 +15,15 @@ from ecgdigit.runner import predict_records, run_submission
 def pipeline(tmp_path_factory) -> Pipeline:
     import torch
 
-    from ecgdigit.models.stage_models import build_model, preset
+    from ecgdigit.models.stage_models import build_model
     from ecgdigit.models.weights_io import save_weights
+    from ecgdigit.training.tasks import get_task, preset
 
     wdir = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
-    save_weights(build_model(preset(0, "tiny")), wdir / "stage0_tiny")
+    save_weights(build_model(preset(0, "tiny")), wdir / "stage0_tiny", get_task(0).manifest_fields())
     p = Pipeline.load(wdir, device="cpu", stage2_scale=1.0)  # reading at half scale: a faster test
-    assert hasattr(p.models["orientation"], "many")  # the batched form is there to be used
+    assert hasattr(p.models.orientation, "many")  # the batched form is there to be used
     return p
 
 
@@ -48,7 +49,7 @@ def test_predict_many_matches_predict(pipeline):
         np.testing.assert_array_equal(many[i].signals, one.signals)
     # the batched orientations are the per-image ones
     ok = [im for i, im in enumerate(images) if i != 1]
-    assert pipeline.models["orientation"].many(ok) == [pipeline.models["orientation"](im) for im in ok]
+    assert pipeline.models.orientation.many(ok) == [pipeline.models.orientation(im) for im in ok]
 
 
 def test_run_submission_batch_size_2_writes_the_same_file(pipeline, tmp_path):

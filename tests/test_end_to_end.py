@@ -65,13 +65,15 @@ def weights_dir(tmp_path_factory) -> Path:
     """Untrained tiny models for stages 0, 1 and 2, saved as the trainer saves them."""
     import torch
 
-    from ecgdigit.models.stage_models import build_model, preset
+    from ecgdigit.models.stage_models import build_model
     from ecgdigit.models.weights_io import read_manifest, save_weights
+    from ecgdigit.training.tasks import get_task, preset
 
     wdir = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     for stage in (0, 1, 2):
-        entry = {"train_scale": 0.25} if stage == 2 else {}
+        # what the trainer writes: the task's manifest fields (stage 0: its key points' page positions)
+        entry = {**get_task(stage).manifest_fields(), **({"train_scale": 0.25} if stage == 2 else {})}
         save_weights(build_model(preset(stage, "tiny")), wdir / f"stage{stage}_tiny", entry)
     assert sorted(e["stage"] for e in read_manifest(wdir)["weights"].values()) == [0, 1, 2]
     return wdir

@@ -14,7 +14,7 @@ from ecgdigit.geometry.homography import fit_page_homography, identity_page_homo
 from ecgdigit.geometry.orientation import (rotate_image, rotate_map_source, rotate_points, rotated_size,
                                            undo_orientation, unrotate_points)
 
-PAGE_SIZE = (PAGE.height, PAGE.width)
+PAGE_SIZE = PAGE.shape
 IMG_SIZE = (3000, 4000)
 H_TRUE = np.array([[1.55, 0.08, 300.0], [-0.05, 1.5, 250.0], [2e-5, 1.5e-5, 1.0]])
 
@@ -256,7 +256,7 @@ def _coverage(n, centres, width):
 
 
 def _draw_page(scale, grey=False, seed=0):
-    h, w = int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
+    h, w = PAGE.shape_at(scale)
     lw = PAGE.grid_line_pt * PAGE.px_per_pt * scale
     img = np.full((h, w, 3), 255.0)
     for major in (False, True):

@@ -3,7 +3,7 @@ import numpy as np
 
 from ecgdigit.config import PAGE
 from ecgdigit.stages.grid_suppression import grid_shade, suppress_grid
-from ecgdigit.stages.trace_reading import ink_from_ratio, paper_ratio
+from ecgdigit.stages.ink import ink_from_ratio, paper_ratio
 
 SCALE = 0.5
 

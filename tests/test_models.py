@@ -7,11 +7,13 @@ import pytest
 import timm
 import torch
 
-from ecgdigit.models import encoder_decoder, stage_models
+from ecgdigit.models import encoder_decoder
 from ecgdigit.models.encoder_decoder import EncoderDecoder, HeadSpec
-from ecgdigit.models.stage_models import (STAGES, ModelConfig, build_model, count_parameters, preset)
+from ecgdigit.models.stage_models import STAGES, ModelConfig, build_model, count_parameters
 from ecgdigit.models.weights_io import (MANIFEST_NAME, WeightsError, load_stage_model, load_weights,
                                         read_manifest, save_weights, sha256_file)
+from ecgdigit.training import tasks
+from ecgdigit.training.tasks import preset
 
 H, W = 64, 96
 
@@ -51,7 +53,7 @@ def test_tiny_outputs_match_heads(stage):
 
 def test_stage_heads_are_as_designed():
     s0, s1, s2 = (preset(s, "tiny") for s in STAGES)
-    assert s0.heads["orientation"] == HeadSpec("classify", 4, stage_models.ORIENTATION_CLASSES)
+    assert s0.heads["orientation"] == HeadSpec("classify", 4, tasks.ORIENTATION_CLASSES)
     assert s0.heads["keypoints"].kind == "dense" and s0.heads["keypoints"].channels == 16
     assert set(s1.heads) == {"gridpoints", "gridlines"} and s1.heads["gridlines"].channels == 2
     assert s2.heads["traces"].channels == 4 and s2.decoder_out_stride == 1
@@ -106,7 +108,7 @@ def test_normalization_is_inside_and_not_a_weight():
 
 def test_config_json_round_trip():
     for s in STAGES:
-        for variant in stage_models.VARIANTS:
+        for variant in tasks.VARIANTS:
             cfg = preset(s, variant)
             assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
@@ -136,9 +138,9 @@ def test_no_network_and_never_pretrained(monkeypatch):
     monkeypatch.setattr(encoder_decoder.timm, "create_model", spy)
     monkeypatch.setattr(socket.socket, "connect", no_connect)
     for s in STAGES:
-        for variant in stage_models.VARIANTS:
+        for variant in tasks.VARIANTS:
             build_model(preset(s, variant))
-    assert calls == [False] * (len(STAGES) * len(stage_models.VARIANTS))
+    assert calls == [False] * (len(STAGES) * len(tasks.VARIANTS))
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -5,6 +5,7 @@ import pytest
 from ecgdigit.config import LEADS, PAGE, lead_window, number_of_rows
 from ecgdigit.digitized import lead_rows
 from ecgdigit.metric import score_image
+from ecgdigit.models.stage_callables import StageModels
 from ecgdigit.pipeline import Pipeline, PipelineOptions, UnreadableImage
 from ecgdigit.stages.layout_registration import register_to_layout, shifted
 from ecgdigit.stages.page_detection import classical_orientation
@@ -31,7 +32,7 @@ def test_oracle_geometry_and_masks_give_back_the_signal():
     for seed in range(3):
         rec, im = _image(seed, "0001")
         masks = trace_masks(im.page, scale=2.0, width_px=1.0).astype(np.float32) / 255
-        p = Pipeline(models={"traces": lambda rect, ink, m=masks: m}, options=PipelineOptions(stage2_scale=2.0))
+        p = Pipeline(models=StageModels(traces=lambda rect, ink, m=masks: m), options=PipelineOptions(stage2_scale=2.0))
         s = _score(rec, p.run(im.image, oracle_page_to_image=im.page_to_image).digitized)
         lin.append(s.snr_linear)
         dbs.append(s.snr_db)

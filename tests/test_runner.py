@@ -218,6 +218,7 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
     import pytest
 
     import ecgdigit.models.inference as inference
+    from ecgdigit.models.stage_callables import StageModels
     from ecgdigit.models.stage_loading import StageLoadError, load_stage_models
 
     wdir = tmp_path / "w"
@@ -229,12 +230,12 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
     def fake(stage, weights_dir, dev):
         if stage == 0:
             raise RuntimeError("operator torchvision::nms does not exist")
-        return {"traces": "model"}
+        return StageModels(traces="model")
 
     monkeypatch.setattr(inference, "stage_predictors", fake)
     with caplog.at_level(logging.WARNING):
         models, failures = load_stage_models(wdir, "cpu")
-    assert models == {"traces": "model"}
+    assert models == StageModels(traces="model")
     assert [f.stage for f in failures] == [0]
     assert "MODEL NOT LOADED: stage 0 model" in caplog.text and "torchvision::nms" in caplog.text
     assert "stage 0 runs its CLASSICAL version" in failures[0].message()
@@ -243,5 +244,25 @@ def test_stage_models_that_cannot_load_fall_back_per_stage(tmp_path, monkeypatch
 
     monkeypatch.setitem(__import__("sys").modules, "ecgdigit.models.inference", None)  # the import fails
     models, failures = load_stage_models(wdir, "cpu")
-    assert models == {} and [f.stage for f in failures] == [0, 2]
+    assert models == StageModels() and [f.stage for f in failures] == [0, 2]
     assert all("import failed" in f.error for f in failures)
+
+
+def test_predictor_seams_are_typed():
+    """What the runner runs here (a Predictor) and what it builds in workers (a PredictorFactory)."""
+    import pytest
+
+    from ecgdigit.pipeline import Pipeline
+    from ecgdigit.predictor_spec import (FunctionPredictor, LoadedPredictor, Predictor, PredictorSpec, as_predictor,
+                                         is_factory)
+
+    pipeline = Pipeline()
+    assert isinstance(pipeline, Predictor) and as_predictor(pipeline) is pipeline
+    assert is_factory(PredictorSpec()) and not is_factory(pipeline) and not is_factory(ramp_predictor)
+    wrapped = as_predictor(ramp_predictor)
+    assert isinstance(wrapped, FunctionPredictor) and isinstance(wrapped, Predictor)
+    out = wrapped.predict_many([np.zeros((4, 4, 3), np.uint8), None])
+    assert out[0].signals.shape[1] == 12 and isinstance(out[1], Exception)  # a failure stays in its slot
+    assert isinstance(LoadedPredictor(ramp_predictor).predictor, FunctionPredictor)
+    with pytest.raises(TypeError, match="not a predictor"):
+        as_predictor(42)

@@ -10,14 +10,15 @@ from ecgdigit.synth.generate import make_image, random_record
 from ecgdigit.synth.render import oracle_row_curves
 from ecgdigit.stages import trace_reading
 from ecgdigit.stages.stage2_read import rectify_for_reading
-from ecgdigit.stages.trace_reading import fill_gaps, ink_from_rgb, read_row_curves, row_bands, signal_columns
+from ecgdigit.stages.ink import ink_from_rgb
+from ecgdigit.stages.trace_reading import fill_gaps, read_row_curves, row_bands, signal_columns
 
 SCALE = 0.5
 
 
 def _draw_rows(values_mv, scale=SCALE, thickness=2):
     """A white page with one polyline per row at the layout's baselines; values_mv(row, t) -> mV."""
-    h, w = int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
+    h, w = PAGE.shape_at(scale)
     img = np.full((h, w, 3), 255, np.uint8)
     t = np.linspace(0, 10, 4000, endpoint=False)
     for r in range(4):

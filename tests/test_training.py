@@ -16,7 +16,8 @@ import torch
 from ecgdigit.config import PAGE
 from ecgdigit.geometry.grid_map import major_lattice
 from ecgdigit.geometry.orientation import rotate_points
-from ecgdigit.models.stage_models import KEYPOINT_NAMES, build_model
+from ecgdigit.models.frames import input_coords
+from ecgdigit.models.stage_models import build_model
 from ecgdigit.models.weights_io import load_stage_model, read_manifest
 from ecgdigit.synth.generate import make_image
 from ecgdigit.synth.render import render_page, trace_masks
@@ -25,7 +26,7 @@ from ecgdigit.training import targets as T
 from ecgdigit.training.configs import stage_config
 from ecgdigit.training.data import SyntheticStream, collate
 from ecgdigit.training.engine import lr_factor, train
-from ecgdigit.training.losses import stage_loss
+from ecgdigit.training.tasks import KEYPOINT_NAMES, stage_loss
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 
@@ -63,14 +64,14 @@ def test_stage0_peaks_at_truth(record_page, k):
     assert t["keypoints"].shape == (16, side // stride, side // stride) and int(t["orientation"]) == k
     assert t["keypoints"].max() == 1.0 and t["keypoints"].min() >= 0
     # independent truth: the clean render is the page itself, turned k times
-    img_pts = rotate_points(T.keypoint_page_positions(page), k, (PAGE.height, PAGE.width))
-    f = side / max(PAGE.height, PAGE.width)
+    img_pts = rotate_points(T.keypoint_page_positions(page), k, PAGE.shape)
+    f = side / max(PAGE.shape)
     want = (img_pts + 0.5) * f - 0.5
     assert t["keypoints_valid"].all()
     np.testing.assert_allclose(t["keypoints_xy"], want, atol=1e-3)
     for c in range(16):
         iy, ix = np.unravel_index(np.argmax(t["keypoints"][c]), t["keypoints"][c].shape)
-        peak = T.input_coords(np.array([ix, iy]), stride)
+        peak = input_coords(np.array([ix, iy]), stride)
         assert np.abs(peak - want[c]).max() <= stride / 2 + 1e-6
 
 

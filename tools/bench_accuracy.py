@@ -14,7 +14,7 @@ Every image is read twice, single-process so that seconds per image are honest:
   (a) the pipeline itself;
   (b) the same pipeline given the ORACLE page->image geometry (stages 0 and 1 replaced by the
       truth), so the score lost to geometry is (b) - (a) and what is left of (b) is stage 2's.
-Both are scored with the competition metric (ecgdigit.metric.score_records on lead_rows). Per type:
+Both are scored with the competition metric (ecgdigit.metric.score_records on the runner's image_rows). Per type:
 n, score dB (10 log10 of the mean linear SNR: the competition's aggregation), the mean of per-image
 dB, the oracle's score dB, seconds per image, and the stage-0/1 methods used. Timing per stage
 (PipelineResult.seconds) and peak memory per image: on CPU the peak-RSS rise during the call
@@ -40,13 +40,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import (  # noqa: E402
+from ecgdigit.config import (
     IMAGE_TYPES,
     PERFECT_SCORE,
     PERFECT_SCORE_EARLY,
@@ -54,10 +55,13 @@ from ecgdigit.config import (  # noqa: E402
     parse_image_types,
     paths,
 )
-from ecgdigit.digitized import Digitized, lead_rows  # noqa: E402
-from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
-from ecgdigit.metric import score_records  # noqa: E402
-from ecgdigit.synth.competition_writer import WriterOptions, load_geometry_truth, write_competition  # noqa: E402
+from ecgdigit.digitized import Digitized
+from ecgdigit.io.competition_files import CompetitionFolder
+from ecgdigit.metric import score_records
+from ecgdigit.models.inference import pick_device
+from ecgdigit.pipeline import Pipeline
+from ecgdigit.runner import image_rows
+from ecgdigit.synth.competition_writer import WriterOptions, load_geometry_truth, write_competition
 
 logger = logging.getLogger("bench_accuracy")
 
@@ -125,8 +129,6 @@ class PeakMemory:
         else:
             self.base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
 
@@ -135,8 +137,6 @@ class PeakMemory:
         peak = _status_kb("VmHWM") if self.clear_refs else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         gpu = math.nan
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize()
             gpu = torch.cuda.max_memory_allocated() / 2**20
         return max(0.0, (peak - self.base_kb) / 1024.0), gpu
@@ -152,8 +152,6 @@ def _status_kb(key: str) -> float | None:
 
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
-        import torch
-
         return torch.cuda.get_device_name(torch.device(device))
     try:
         with open("/proc/cpuinfo") as f:
@@ -163,11 +161,6 @@ def device_name(device: str) -> str:
     except OSError:
         pass
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
-
-
-def predictions_for(digitized: Digitized, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """lead -> the rows test.csv asks for (what the submission would hold)."""
-    return {r.lead: lead_rows(digitized, r.lead, int(r.fs), int(r.number_of_rows)) for r in rows.itertuples()}
 
 
 @dataclass
@@ -285,11 +278,6 @@ def main(argv=None) -> dict:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = "python tools/bench_accuracy.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     print(f"$ {command.strip()}", flush=True)
-    import torch
-
-    from ecgdigit.models.inference import pick_device
-    from ecgdigit.pipeline import Pipeline
-
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or paths().outputs / "bench"
@@ -318,10 +306,8 @@ def main(argv=None) -> dict:
         device = str(pick_device(args.device))
         # strict: a benchmark of the weights must not silently measure a stage's classical fallback
         pipeline = Pipeline.load(args.weights, device, strict_weights=True)
-    models = sorted(pipeline.models) or ["none (classical stages)"]
+    models = pipeline.models.names() or ["none (classical stages)"]
     dev_name = device_name(device)
-    import cv2
-
     print(f"pipeline: models {', '.join(models)}; device {device} = {dev_name}; torch threads "
           f"{torch.get_num_threads()}, cv2 threads {cv2.getNumThreads()}", flush=True)
     mem = PeakMemory(cuda=device.startswith("cuda"))
@@ -339,7 +325,7 @@ def main(argv=None) -> dict:
         mem.start()
         run = run_pipeline(pipeline, image, fs)
         rss_mb, gpu_mb = mem.stop()
-        preds[image_id] = predictions_for(run.digitized, trows)
+        preds[image_id] = image_rows(run.digitized, trows)
         row = {"id": image_id, "image_type": types.get(image_id, "unknown"), "fs": fs,
                "height": image.shape[0], "width": image.shape[1],
                "stage0_method": run.stage0, "stage1_method": run.stage1,
@@ -351,7 +337,7 @@ def main(argv=None) -> dict:
                "oracle_s_total": math.nan, "oracle_error": ""}
         if oracle_map is not None and not args.no_oracle:
             orun = run_pipeline(pipeline, image, fs, oracle=oracle_map)
-            oracle_preds[image_id] = predictions_for(orun.digitized, trows)
+            oracle_preds[image_id] = image_rows(orun.digitized, trows)
             row.update(oracle_s_total=orun.total_s, oracle_error=orun.error)
         rows.append(row)
 

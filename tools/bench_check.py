@@ -10,6 +10,7 @@ FRESH process, so that the peak RSS printed is the check's own (imports included
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -20,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit import config  # noqa: E402
+import ecgdigit
+from ecgdigit import config
 
 FS_CHOICES = (250, 256, 500, 512, 1000, 1025)  # the rates the competition's data holds
 
@@ -71,7 +72,12 @@ def main(argv=None) -> int:
         write_s = time.perf_counter() - t0
         n_rows = int(test["number_of_rows"].sum())
         size_gb = (folder / "submission.csv").stat().st_size / 1e9
-        r = subprocess.run([sys.executable, __file__, "--check-only", str(folder)], capture_output=True, text=True)
+        # the child imports the package this process imported (an uninstalled checkout run with PYTHONPATH=lib
+        # or by the tests: the same one), whatever the environment has installed
+        paths = [str(Path(ecgdigit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+        r = subprocess.run([sys.executable, __file__, "--check-only", str(folder)], capture_output=True, text=True,
+                           env=env)
         if r.returncode != 0:
             print(r.stdout + r.stderr, file=sys.stderr)
             return 1

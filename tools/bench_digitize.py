@@ -27,10 +27,9 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lib"))
 
-from ecgdigit.digitize_cli import digitize_pages, load_pipeline  # noqa: E402
-from ecgdigit.io.page_files import expand_pages  # noqa: E402
+from ecgdigit.digitize_cli import digitize_pages, load_pipeline
+from ecgdigit.io.page_files import expand_pages
 
 DEFAULT_PAGE_DIR = REPO.parent / "shared" / "realdev" / "renders_no_pulse" / "test"
 EXTRAS = ("noise", "tiny", "blank", "corrupt", "grey16", "jpeg")

@@ -6,7 +6,6 @@ Prints numbers; it is not a test.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit import config, metric  # noqa: E402
-from ecgdigit.io import submission  # noqa: E402
+from ecgdigit import config, metric
+from ecgdigit.io import submission
 
 
 def synthetic_test(n_images: int, fs_choices: list[int], rng) -> pd.DataFrame:

@@ -17,17 +17,15 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES  # noqa: E402
-from ecgdigit.synth.degrade import degrade  # noqa: E402
-from ecgdigit.synth.generate import random_record  # noqa: E402
-from ecgdigit.synth.render import render_page  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES
+from ecgdigit.synth.degrade import degrade
+from ecgdigit.synth.generate import random_record
+from ecgdigit.synth.render import render_page
 
 SEED = 4242  # any seed: the timings do not depend on it beyond image sizes drawn
 

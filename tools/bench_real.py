@@ -24,17 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_accuracy import PeakMemory, device_name, predictions_for, run_pipeline  # noqa: E402
-from ecgdigit.config import PERFECT_SCORE, paths  # noqa: E402
-from ecgdigit.error_breakdown import CLASSES, image_errors, summarize  # noqa: E402
-from ecgdigit.evaluation import per_type_table  # noqa: E402
-from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
-from ecgdigit.metric import score_records  # noqa: E402
+from bench_accuracy import PeakMemory, device_name, run_pipeline
+from ecgdigit.config import PERFECT_SCORE, paths
+from ecgdigit.error_breakdown import CLASSES, image_errors, summarize
+from ecgdigit.evaluation import per_type_table
+from ecgdigit.io.competition_files import CompetitionFolder
+from ecgdigit.metric import score_records
+from ecgdigit.pipeline import Pipeline
+from ecgdigit.runner import image_rows
 
 logger = logging.getLogger("bench_real")
 
@@ -44,10 +45,6 @@ _MEM: PeakMemory | None = None
 
 def _init_worker(classical: bool, weights: str | None, device: str | None, threads: int | None) -> None:
     global _PIPELINE, _MEM
-    import torch
-
-    from ecgdigit.pipeline import Pipeline
-
     if threads:
         torch.set_num_threads(threads)
     _PIPELINE = Pipeline() if classical else Pipeline.load(weights, device, strict_weights=True)
@@ -63,7 +60,7 @@ def _read_one(job: tuple[str, str, pd.DataFrame]) -> dict:
     _MEM.start()
     run = run_pipeline(_PIPELINE, image, fs)
     rss_mb, _ = _MEM.stop()
-    return {"root": root, "id": image_id, "fs": fs, "preds": predictions_for(run.digitized, rows),
+    return {"root": root, "id": image_id, "fs": fs, "preds": image_rows(run.digitized, rows),
             "s_total": run.total_s, "peak_rss_mb": rss_mb, "stage0": run.stage0, "stage1": run.stage1,
             "error": run.error, "height": image.shape[0], "width": image.shape[1]}
 

@@ -19,11 +19,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES, paths  # noqa: E402
-from ecgdigit.synth.generate import make_image, random_record  # noqa: E402
-from ecgdigit.synth.render import render_page  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES, paths
+from ecgdigit.synth.generate import make_image, random_record
+from ecgdigit.synth.render import render_page
 
 CELL_ASPECT = 0.75  # cell height / width: photos are 4:3, the page 1700:2200
 CAPTION_FRAC = 0.06  # caption band height / cell width

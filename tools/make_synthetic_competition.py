@@ -15,10 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from ecgdigit.config import IMAGE_TYPES, parse_image_types  # noqa: E402
-from ecgdigit.synth.competition_writer import WriteSummary, WriterOptions, write_competition  # noqa: E402
+from ecgdigit.config import IMAGE_TYPES, parse_image_types
+from ecgdigit.synth.competition_writer import WriteSummary, WriterOptions, write_competition
 
 
 def parse_args(argv=None) -> argparse.Namespace:

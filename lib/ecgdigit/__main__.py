@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from .digitize_cli import main as digitize
+
 USAGE = """usage: ecgdigit COMMAND [ARGS]
 
 commands:
@@ -17,8 +19,6 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "digitize":
-        from .digitize_cli import main as digitize
-
         return digitize(rest)
     print(f"ecgdigit: unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
     return 2

@@ -1,10 +1,13 @@
-"""Every constant and path of the kit, in one place.
+"""The kit's shared constants and paths: the competition's leads, layout, image types and sampling
+rates, the page's geometry (PaperLayout), the stages' working scales and the folders. A constant that
+one module tunes for itself (a threshold, a cost) lives in that module, beside the code it tunes.
 
 Values marked (check) come from ../shared/spec/competition.md as believed but not confirmed;
 one edit here fixes them everywhere.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +73,6 @@ PHOTO_SIZES: tuple[tuple[int, int], ...] = ((3024, 4032), (3000, 4000), (1008, 1
 def parse_image_types(text: str) -> tuple[str, ...]:
     """'all' or a comma list of image type codes ('0001,0005') for command lines; unknown codes are
     an error (argparse.ArgumentTypeError, so argparse shows the message as it is)."""
-    import argparse
-
     if text.strip().lower() == "all":
         return tuple(IMAGE_TYPES)
     types = tuple(t.strip() for t in text.split(",") if t.strip())
@@ -117,6 +118,15 @@ class PaperLayout:
     # page's trace lies 0.43-0.52 px left of and 0.52 px above where the layout puts the truth
     pen_offset_px: float = -0.5
     mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) in page px: the order of an image's shape, as every page frame uses it."""
+        return self.height, self.width
+
+    def shape_at(self, scale: float) -> tuple[int, int]:
+        """(height, width) of the page rendered or rectified at `scale`."""
+        return int(round(self.height * scale)), int(round(self.width * scale))
 
     @property
     def px_per_mm(self) -> float:

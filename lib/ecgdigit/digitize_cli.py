@@ -9,15 +9,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from tqdm import tqdm
 
+from .digitize_page import PageError, PageOutputs, digitize_page
 from .io.page_files import IMAGE_SUFFIXES, expand_pages
 from .io.wfdb_record import record_name_for
-
-if TYPE_CHECKING:
-    from .digitize_page import PageOutputs
+from .pipeline import Pipeline, PipelineOptions
 
 LAYOUTS = ("auto", "competition")
 EXIT_NONE_READ = 1
@@ -54,8 +53,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_pipeline(args: argparse.Namespace):
-    from .pipeline import Pipeline, PipelineOptions  # late: torch loads with it
-
     find_layout = args.layout == "auto"
     if args.classical:
         return Pipeline(options=PipelineOptions(find_layout=find_layout))
@@ -88,8 +85,6 @@ class PageOutcome:
 def digitize_pages(pipeline, pages: list[Path], out_dir: Path, fs: int, layout: str,
                    progress: bool = True) -> Iterator[PageOutcome]:
     """Each page's outcome as soon as it is done; one page's failure never stops the next."""
-    from .digitize_page import PageError, digitize_page
-
     bar = tqdm(total=len(pages), unit="page", disable=not progress)
     try:
         for page, name in zip(pages, unique_record_names(pages)):
@@ -120,7 +115,7 @@ def main(argv=None) -> int:
         return EXIT_SETUP
     for failure in getattr(pipeline, "load_failures", []):  # its stage runs classical: say so, not only in the log
         print(f"MODEL NOT LOADED: {failure.message()}", file=sys.stderr)
-    models = ", ".join(sorted(pipeline.models)) or "none (classical)"
+    models = ", ".join(pipeline.models.names()) or "none (classical)"
     print(f"{len(listed.pages)} page(s) -> {args.out}; layout {args.layout}; models: {models}")
     n_done = 0
     for outcome in digitize_pages(pipeline, listed.pages, args.out, args.fs, args.layout, not args.quiet):

@@ -11,6 +11,8 @@ import numpy as np
 from .config import PAGE, STAGE1_SCALE, STAGE2_SCALE, PaperLayout
 from .digitized import Digitized
 from .geometry.coordinate_map import CoordinateMap
+from .models.stage_callables import StageModels
+from .models.stage_loading import load_stage_models
 from .stages.stage0_normalize import Stage0Result, normalize
 from .stages.stage1_rectify import Stage1Result, rectify
 from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
@@ -59,8 +61,8 @@ def check_image(image: np.ndarray) -> None:
 class Pipeline:
     """The three stages, each with a model where weights are loaded, else its classical version."""
 
-    def __init__(self, models: dict | None = None, options: PipelineOptions | None = None):
-        self.models = models or {}
+    def __init__(self, models: StageModels | None = None, options: PipelineOptions | None = None):
+        self.models = models if models is not None else StageModels()
         self.options = options or PipelineOptions()
         self.load_failures: list = []  # models.stage_loading.StageLoadFailure: stages left classical
 
@@ -70,8 +72,6 @@ class Pipeline:
         """The stages' models from weights_dir (default weights/). A model that cannot be loaded
         leaves its stage classical, with a warning and an entry in .load_failures; strict_weights:
         raise models.stage_loading.StageLoadError instead."""
-        from .models.stage_loading import load_stage_models
-
         models, failures = load_stage_models(weights_dir, device, strict=strict_weights)
         pipeline = cls(models, PipelineOptions(**options))
         pipeline.load_failures = failures
@@ -92,15 +92,15 @@ class Pipeline:
             s0 = Stage0Result(0, image, np.eye(3), "oracle")
             s1 = Stage1Result(oracle_page_to_image, "oracle", 0, 0.0)
         else:
-            orientation_fn = self.models.get("orientation") if orientation is None else (lambda _: orientation)
-            s0 = normalize(image, o.layout, keypoint_fn=self.models.get("keypoints"), orientation_fn=orientation_fn)
+            orientation_fn = self.models.orientation if orientation is None else (lambda _: orientation)
+            s0 = normalize(image, o.layout, keypoint_fn=self.models.keypoints, orientation_fn=orientation_fn)
             t["stage0"] = time.perf_counter() - t0
-            s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.get("grid"),
+            s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
                         find_layout=o.find_layout)
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
-        s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.get("traces"),
+        s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.traces,
                          reconcile=o.reconcile_limb_leads)
         t["stage2"] = time.perf_counter() - t1
         for warning in s2.digitized.warnings:
@@ -113,7 +113,7 @@ class Pipeline:
     def batch_orientations(self, images: list[np.ndarray]) -> list[int | None]:
         """Stage 0's orientation for all images in one model batch; None per image where there is no
         batched model (or it failed): run() then finds it per image as predict() does."""
-        many = getattr(self.models.get("orientation"), "many", None)
+        many = getattr(self.models.orientation, "many", None)
         if many is None or not images:
             return [None] * len(images)
         try:

@@ -24,21 +24,21 @@ def _limit_threads(threads: int) -> None:
     """Before torch/OpenCV start their pools: n workers x all cores each would oversubscribe."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    import cv2
+    import cv2  # here: after the variables above, which numpy/OpenCV read when first imported
 
     cv2.setNumThreads(threads)
 
 
 def _torch_threads(threads: int) -> None:
     if "torch" in sys.modules:  # only a pipeline predictor imported it
-        import torch
+        import torch  # already loaded: this costs nothing, and a zeros worker never loads torch
 
         torch.set_num_threads(threads)
 
 
 def _rows(digitized, leads) -> dict:
+    from .config import LEADS  # after _limit_threads, as in serve()
     from .digitized import lead_rows
-    from .config import LEADS
 
     # a lead test.csv names but the kit does not know (read tolerantly) keeps the fallback
     return {lead: lead_rows(digitized, lead, int(fs), int(n)) for lead, fs, n in leads if lead in LEADS}
@@ -52,18 +52,20 @@ def serve(conn_in: Connection, conn_out: Connection) -> int:
     # the parent logs each stage left classical once, for all workers
     logging.getLogger("ecgdigit.models.stage_loading").setLevel(logging.ERROR)
     _limit_threads(setup["threads"])
+    # imported here, not at the top: numpy/OpenCV (and torch) size their thread pools when first
+    # imported, so they must come after _limit_threads
     from .io.competition_files import CompetitionFolder
     from .models.stage_loading import StageLoadError
+    from .predictor_spec import as_predictor, is_factory
 
     predictor = conn_in.recv()
     try:
-        loaded = predictor.load() if hasattr(predictor, "load") else None
+        loaded = predictor.load() if is_factory(predictor) else None
     except Exception as e:
         conn_out.send(("ready", [], f"{type(e).__name__}: {e}", isinstance(e, StageLoadError)))
         return 1
     warnings = loaded.warnings if loaded is not None else []
-    predictor = loaded.predictor if loaded is not None else predictor
-    predict = predictor if callable(predictor) else predictor.predict
+    predict = loaded.predictor.predict if loaded is not None else as_predictor(predictor).predict
     _torch_threads(setup["threads"])
     conn_out.send(("ready", warnings, None, False))
 

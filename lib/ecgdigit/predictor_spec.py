@@ -1,5 +1,6 @@
-"""What the submission run predicts with, as a small picklable description (PredictorSpec): each
-worker process builds its own predictor from it, after the fallback submission exists.
+"""What the submission run predicts with: the Predictor protocol, and a small picklable description
+of one (PredictorSpec, a PredictorFactory): each worker process builds its own predictor from it,
+after the fallback submission exists.
 
 kind: "pipeline" (Pipeline.load: the shipped weights, a stage whose model cannot be loaded runs
 classical, loudly), "classical" (no weights), "zeros" (Digitized.fallback, no weights; the notebook
@@ -10,15 +11,55 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from .digitized import Digitized
+from .pipeline import Pipeline
 
 PREDICTOR_ENV = "ECGDIGIT_PREDICTOR"
 STRICT_WEIGHTS_ENV = "ECGDIGIT_STRICT_WEIGHTS"
 PREDICTOR_CHOICES = ("pipeline", "classical", "zeros", "zeros:<seconds per image>")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the runner predicts with (ecgdigit.pipeline.Pipeline is one; as_predictor makes one of a
+    plain function image -> Digitized)."""
+
+    def predict(self, image: np.ndarray) -> Digitized: ...
+
+    def predict_many(self, images: list[np.ndarray]) -> list[Digitized | Exception]:
+        """predict() for each image, in order; an image that fails gets its exception in its slot."""
+        ...
+
+
+@dataclass(frozen=True)
+class FunctionPredictor:
+    """A function image -> Digitized as a Predictor; predict_many runs it one image at a time."""
+
+    fn: Callable[[np.ndarray], Digitized]
+
+    def predict(self, image: np.ndarray) -> Digitized:
+        return self.fn(image)
+
+    def predict_many(self, images: list[np.ndarray]) -> list[Digitized | Exception]:
+        out: list[Digitized | Exception] = []
+        for image in images:
+            try:
+                out.append(self.fn(image))
+            except Exception as exc:  # this image only
+                out.append(exc)
+        return out
+
+
+def as_predictor(predictor: Predictor | Callable[[np.ndarray], Digitized]) -> Predictor:
+    if isinstance(predictor, Predictor):
+        return predictor
+    if callable(predictor):
+        return FunctionPredictor(predictor)
+    raise TypeError(f"not a predictor (predict/predict_many, or a function image -> Digitized): {predictor!r}")
 
 
 def zeros_predictor(image_rgb: np.ndarray) -> Digitized:
@@ -39,8 +80,25 @@ class _SlowZeros:
 
 @dataclass
 class LoadedPredictor:
-    predictor: Callable | object  # image -> Digitized, or an object with predict (ecgdigit.pipeline.Pipeline)
+    predictor: Predictor  # a function image -> Digitized is wrapped (as_predictor)
     warnings: list[str] = field(default_factory=list)  # e.g. a stage left classical: for the run report
+
+    def __post_init__(self) -> None:
+        self.predictor = as_predictor(self.predictor)
+
+
+@runtime_checkable
+class PredictorFactory(Protocol):
+    """A picklable description each worker process builds its predictor from (PredictorSpec)."""
+
+    def load(self) -> LoadedPredictor: ...
+
+
+def is_factory(predictor) -> bool:
+    """A PredictorFactory that is not itself a predictor (Pipeline has a load classmethod, and predicts
+    where it is)."""
+    return (isinstance(predictor, PredictorFactory) and not isinstance(predictor, Predictor)
+            and not callable(predictor))
 
 
 @dataclass(frozen=True)
@@ -75,8 +133,6 @@ class PredictorSpec:
             return LoadedPredictor(zeros_predictor)
         if self.kind.startswith("zeros:"):
             return LoadedPredictor(_SlowZeros(float(self.kind.split(":", 1)[1])))
-        from .pipeline import Pipeline  # imported late: torch is only needed from here on
-
         if self.kind == "classical":
             return LoadedPredictor(Pipeline())
         pipeline = Pipeline.load(self.weights_dir, self.device, strict_weights=self.strict_weights)

@@ -36,15 +36,16 @@ from .config import LEADS
 from .digitized import Digitized, lead_rows
 from .io.competition_files import CompetitionFolder
 from .io.submission import validate_submission, write_submission
-from .predictor_spec import PREDICTOR_CHOICES, PREDICTOR_ENV, PredictorSpec, zeros_predictor  # noqa: F401
+from .models.stage_loading import StageLoadError
+from .predictor_spec import (PREDICTOR_CHOICES, PREDICTOR_ENV, FunctionPredictor, Predictor,  # noqa: F401
+                             PredictorFactory, PredictorSpec, as_predictor, is_factory, zeros_predictor)
 from .worker_pool import WorkerLoadError, WorkerPool, default_workers
 
 logger = logging.getLogger(__name__)
 
-Predictor = Callable[[np.ndarray], Digitized]
-# What the runner accepts: a Predictor, or an object with predict(image) and optionally
-# predict_many(images) -> [Digitized | Exception] (ecgdigit.pipeline.Pipeline), used when batch_size > 1.
-PredictorLike = object
+# What the runner predicts with in this process: a Predictor (ecgdigit.pipeline.Pipeline is one), or a
+# function image -> Digitized (as_predictor wraps it); predict_many is used when batch_size > 1.
+PredictorLike = Predictor | Callable[[np.ndarray], Digitized]
 Predictions = dict[str, dict[str, np.ndarray]]  # image id -> lead -> float32 rows
 
 # The final write must fit in the time left: margin = factor * measured (write + validate) + floor.
@@ -94,10 +95,8 @@ class RecordsResult:
 # ---------------------------------------------------------------- predictors
 def default_predictor(weights_dir: str | Path | None = None, device: str | None = None) -> Predictor:
     """The predictor named by env ECGDIGIT_PREDICTOR (see predictor_spec), built in this process."""
-    loaded = PredictorSpec.from_env(weights_dir=None if weights_dir is None else str(weights_dir),
-                                    device=device).load()
-    p = loaded.predictor
-    return p if callable(p) else p.predict
+    return PredictorSpec.from_env(weights_dir=None if weights_dir is None else str(weights_dir),
+                                  device=device).load().predictor
 
 
 # ---------------------------------------------------------------- rows of one image
@@ -114,18 +113,6 @@ def _ordered_ids(test_df: pd.DataFrame) -> list[str]:
     return [str(i) for i in pd.unique(test_df["id"].astype(str))]
 
 
-def _single_predictor(predictor: PredictorLike) -> Predictor:
-    return predictor if callable(predictor) else predictor.predict  # type: ignore[attr-defined]
-
-
-def _batch_predictor(predictor: PredictorLike) -> Callable[[list[np.ndarray]], list] | None:
-    """predictor.predict_many, also for a bound Pipeline.predict (its owner's predict_many); else None."""
-    many = getattr(predictor, "predict_many", None)
-    if many is None and getattr(predictor, "__name__", "") == "predict":
-        many = getattr(getattr(predictor, "__self__", None), "predict_many", None)
-    return many if callable(many) else None
-
-
 def predict_records(
     competition,
     predictor: PredictorLike,
@@ -140,9 +127,9 @@ def predict_records(
 ) -> RecordsResult:
     """Predict every image of test_df (default: the competition's test.csv) in order.
 
-    predictor: image -> Digitized, or an object with predict (and predict_many). batch_size > 1 with
-    a predict_many (see _batch_predictor): up to that many images are predicted together, each
-    image's seconds being the batch's time / its size; otherwise one image at a time.
+    predictor: a Predictor, or a function image -> Digitized. batch_size > 1: up to that many images
+    go to one predict_many call, each image's seconds being the batch's time / its size (a function
+    still predicts one image at a time); otherwise one predict per image.
 
     stop_at: a time.monotonic() value; no image is started after it, nor when the seconds per image
     measured so far say it cannot finish before it. A running image is never abandoned (in this
@@ -157,17 +144,19 @@ def predict_records(
     result = into if into is not None else RecordsResult(predictions={})
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    many = _batch_predictor(predictor) if batch_size > 1 else None
-    if batch_size > 1 and many is None:
-        logger.warning("batch_size %d: the predictor has no predict_many, one image at a time", batch_size)
-    if many is None:
-        many, batch_size = _one_by_one(_single_predictor(predictor)), 1
+    predictor = as_predictor(predictor)
+    if batch_size > 1 and isinstance(predictor, FunctionPredictor):
+        logger.warning("batch_size %d: a plain function predicts one image at a time", batch_size)
+    if batch_size > 1:
+        many = predictor.predict_many
+    else:
+        many = _one_by_one(predictor.predict)
     _predict_batches(competition, many, ids, groups, result, batch_size=batch_size, stop_at=stop_at,
                      limit=limit, on_record=on_record, progress=progress)
     return result
 
 
-def _one_by_one(predict: Predictor) -> Callable[[list[np.ndarray]], list]:
+def _one_by_one(predict: Callable[[np.ndarray], Digitized]) -> Callable[[list[np.ndarray]], list]:
     """A predict_many over a single-image predictor: each image's exception stays in its slot."""
     def many(images: list[np.ndarray]) -> list:
         out: list = []
@@ -276,7 +265,7 @@ def run_submission(
     competition=None,
     output_path: str | Path = "submission.csv",
     *,
-    predictor: PredictorLike | PredictorSpec | None = None,
+    predictor: PredictorLike | PredictorFactory | None = None,
     deadline_s: float | None = None,
     limit: int | None = None,
     flush_every_s: float = 60.0,
@@ -288,9 +277,9 @@ def run_submission(
 
     competition: a CompetitionFolder, a path, or None (CompetitionFolder.resolve(): env
     ECGDIGIT_COMPETITION_DIR, then Kaggle's mounts). predictor: a PredictorSpec (None: from env
-    ECGDIGIT_PREDICTOR / ECGDIGIT_STRICT_WEIGHTS; or any picklable object with load() ->
-    LoadedPredictor), built AFTER the fallback file exists in each of `workers` processes (None: $ECGDIGIT_WORKERS, else the cores); or a predictor object (image RGB
-    -> Digitized, or with predict/predict_many) run in this process, batch_size images at a time.
+    ECGDIGIT_PREDICTOR / ECGDIGIT_STRICT_WEIGHTS; or any picklable PredictorFactory), built AFTER the
+    fallback file exists in each of `workers` processes (None: $ECGDIGIT_WORKERS, else the cores); or a
+    Predictor (or a function image RGB -> Digitized) run in this process, batch_size images at a time.
     A predictor that cannot be built leaves every image with the fallback (error in `failures`),
     except a --strict-weights refusal, which raises models.stage_loading.StageLoadError.
     deadline_s: seconds from the call until the final file must be in place (None: no limit).
@@ -343,18 +332,17 @@ def run_submission(
     if predictor is None:
         predictor = PredictorSpec.from_env()
     t_predict = time.monotonic()
-    if _built_in_workers(predictor):
+    if is_factory(predictor):
         n_workers = default_workers() if workers is None else int(workers)
         if batch_size > 1:
             logger.warning("batch_size %d: worker processes predict one image at a time", batch_size)
         try:
-            getattr(predictor, "check", lambda: None)()
+            if isinstance(predictor, PredictorSpec):
+                predictor.check()
             warnings = _predict_in_workers(folder, predictor, test_df, result, n_workers=n_workers,
                                            stop_at=stop_at, limit=limit, on_record=on_record, progress=progress)
         except (ValueError, WorkerLoadError) as exc:
             if isinstance(exc, WorkerLoadError) and exc.strict:
-                from .models.stage_loading import StageLoadError
-
                 raise StageLoadError(str(exc)) from None  # the fallback file stays in place
             logger.error("predictor could not be loaded: every image keeps the fallback: %s", exc)
             failures.append(("*", f"predictor load failed: {exc}"))
@@ -400,16 +388,7 @@ def run_submission(
     return report
 
 
-def _built_in_workers(predictor) -> bool:
-    """A PredictorSpec, or any picklable object with load() -> predictor_spec.LoadedPredictor that is
-    not itself a predictor (a Pipeline has a load classmethod, and predicts here)."""
-    if isinstance(predictor, PredictorSpec):
-        return True
-    return callable(getattr(predictor, "load", None)) and not callable(predictor) \
-        and not hasattr(predictor, "predict")
-
-
-def _predict_in_workers(folder: CompetitionFolder, spec, test_df: pd.DataFrame,
+def _predict_in_workers(folder: CompetitionFolder, spec: PredictorFactory, test_df: pd.DataFrame,
                         result: RecordsResult, *, n_workers: int, stop_at: float | None, limit: int | None,
                         on_record: Callable[[str], None], progress: bool) -> list[str]:
     """predict_records() in worker processes; returns the workers' load warnings. The same failures,

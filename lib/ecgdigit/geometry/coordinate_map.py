@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
 
 @dataclass
@@ -109,8 +110,6 @@ class CoordinateMap:
         Source points outside the mapped region get NaN-free extrapolated values from the nearest
         lattice point, so callers can test them against the destination frame.
         """
-        from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
-
         dst = self.lattice_points(self.dst_size, self.step).reshape(-1, 2)
         src = self.src_xy.reshape(-1, 2).astype(np.float64)
         query = self.lattice_points(self.src_size, step).reshape(-1, 2)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from ..config import PAGE
 from .coordinate_map import CoordinateMap, apply_homography
@@ -46,7 +47,7 @@ def page_scale(page_size: tuple[int, int]) -> float:
 
 def major_lattice(page_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All major-grid nodes inside a page frame of page_size (h, w): (positions (M, 2), (i, j) (M, 2))."""
-    page_size = page_size or (PAGE.height, PAGE.width)
+    page_size = page_size or PAGE.shape
     s = page_scale(page_size)
     step, height = PAGE.grid_major_px * s, PAGE.height * s
     ni = int(np.floor((page_size[1] - 1) / step)) + 1
@@ -60,7 +61,7 @@ def major_lattice(page_size: tuple[int, int] | None = None) -> tuple[np.ndarray,
 
 def node_position(ij: np.ndarray, page_size: tuple[int, int] | None = None) -> np.ndarray:
     """Page positions of lattice indices (M, 2) in a page frame of page_size."""
-    page_size = page_size or (PAGE.height, PAGE.width)
+    page_size = page_size or PAGE.shape
     s = page_scale(page_size)
     ij = np.asarray(ij, dtype=np.float64).reshape(-1, 2)
     return np.stack([ij[:, 0] * PAGE.grid_major_px * s, PAGE.height * s - ij[:, 1] * PAGE.grid_major_px * s], 1)
@@ -164,7 +165,7 @@ def index_crossings(points_img: np.ndarray, approx_page_to_image, *, tol: float 
     Returns (page_pts (M, 2) in the map's page frame, image_pts (M, 2)); with return_index also (i, j).
     """
     page_size = approx_page_to_image.dst_size if isinstance(approx_page_to_image, CoordinateMap) \
-        else (PAGE.height, PAGE.width)
+        else PAGE.shape
     m = _as_map(approx_page_to_image, page_size)
     pts = np.asarray(points_img, dtype=np.float64).reshape(-1, 2)
     empty = (np.zeros((0, 2)), np.zeros((0, 2))) + ((np.zeros((0, 2), int),) if return_index else ())
@@ -282,8 +283,6 @@ def _local_plane_deviation(x: np.ndarray, r: np.ndarray, valid: np.ndarray, k: i
 
 def _hull_distance(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Distance of q outside the convex hull of x (0 inside; the farthest facet line's distance)."""
-    from scipy.spatial import ConvexHull, QhullError
-
     try:
         eq = ConvexHull(x).equations  # (F, 3): unit normal . p + offset <= 0 inside
     except (QhullError, ValueError):  # collinear crossings: fall back to the nearest one
@@ -334,8 +333,6 @@ def dense_map_from_crossings(page_pts: np.ndarray, image_pts: np.ndarray, fallba
         if valid.sum() < min_points:
             return give_up(f"only {int(valid.sum())} consistent crossings", int(valid.sum()), int((~valid).sum()))
     x, r = x[valid], r[valid]
-
-    from scipy.interpolate import RBFInterpolator
 
     try:
         rbf = RBFInterpolator(x, r, kernel="thin_plate_spline", smoothing=smoothing, degree=1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.optimize import least_squares
 
 from ..config import PAGE
 from .coordinate_map import CoordinateMap, apply_homography
@@ -36,7 +37,7 @@ class HomographyFit:
     ok: bool
     reason: str = ""
     fallback: bool = False
-    page_size: tuple[int, int] = field(default_factory=lambda: (PAGE.height, PAGE.width))
+    page_size: tuple[int, int] = field(default_factory=lambda: PAGE.shape)
 
     def page_to_image_map(self, image_size: tuple[int, int], step: float = 16.0) -> CoordinateMap:
         """The homography as the kit's CoordinateMap (dst = page, src = image)."""
@@ -52,7 +53,7 @@ def page_corners(page_size: tuple[int, int]) -> np.ndarray:
 def identity_page_homography(image_size: tuple[int, int],
                              page_size: tuple[int, int] | None = None) -> HomographyFit:
     """The page frame scaled (per axis) onto the whole image: the fallback when no fit is trusted."""
-    ph, pw = page_size or (PAGE.height, PAGE.width)
+    ph, pw = page_size or PAGE.shape
     ih, iw = image_size
     sx, sy = iw / pw, ih / ph
     # pixel-edge aligned: x_img + 0.5 = (x_page + 0.5) * s
@@ -70,8 +71,6 @@ def _normalizer(pts: np.ndarray) -> np.ndarray:
 
 def _weighted_refine(H: np.ndarray, page: np.ndarray, img: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted least-squares refinement of H on the inliers (cv2 has no weights)."""
-    from scipy.optimize import least_squares
-
     Tp, Ti = _normalizer(page), _normalizer(img)
     Hn = Ti @ H @ np.linalg.inv(Tp)
     Hn = Hn / Hn[2, 2]
@@ -136,7 +135,7 @@ def fit_page_homography(image_pts: np.ndarray, page_pts: np.ndarray, *, weights:
     image_pts, page_pts: (N, 2) matched positions; weights: (N,) confidences >= 0 (optional).
     ransac_px: inlier threshold in image px. image_size (h, w) enables the in-image checks.
     """
-    page_size = tuple(page_size or (PAGE.height, PAGE.width))
+    page_size = tuple(page_size or PAGE.shape)
     img = np.asarray(image_pts, dtype=np.float64).reshape(-1, 2)
     page = np.asarray(page_pts, dtype=np.float64).reshape(-1, 2)
     n = len(img)

@@ -244,7 +244,7 @@ class CompetitionFolder:
 
     def test_tolerant(self) -> tuple[pd.DataFrame, list[str]]:
         """test.csv with its oddities repaired, and one problem line per kind (io.test_csv_tolerant)."""
-        from .test_csv_tolerant import read_test_csv_tolerant
+        from .test_csv_tolerant import read_test_csv_tolerant  # here: that module imports this one
 
         return read_test_csv_tolerant(self.test_csv_path)
 

@@ -260,7 +260,7 @@ def validate_submission(sub: pd.DataFrame | str | os.PathLike, test: pd.DataFram
     else, with finite values, under columns exactly id,value. A path is checked in chunks
     (submission_check: bounded memory for the hidden set's ~22 M rows); a DataFrame in memory."""
     if not isinstance(sub, pd.DataFrame):
-        from .submission_check import check_submission_file
+        from .submission_check import check_submission_file  # here: that module imports this one
 
         problems, n_rows, n_expected = check_submission_file(sub, test)
         if problems:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .submission import SUBMISSION_COLUMNS, SubmissionError
+
 CHECK_CHUNK_ROWS = 1 << 20  # rows parsed per chunk: ~150 MB of strings at a time
 N_EXAMPLES = 3
 
@@ -83,8 +85,6 @@ def check_submission_file(path: str | os.PathLike, test: pd.DataFrame, *,
 
     Raises SubmissionError for a file that cannot be read as CSV or whose columns are not id,value.
     """
-    from .submission import SUBMISSION_COLUMNS, SubmissionError
-
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: submission file not found")

@@ -1,9 +1,9 @@
-"""Shipped weights -> the callables the pipeline's stages take (numpy in, numpy out).
+"""Shipped weights -> the callables the pipeline's stages take (numpy in, numpy out), as StageModels.
 
 A stage without weights in the manifest gets no callable, and the pipeline uses its classical
-version. What each callable returns is fixed by the stage that calls it:
-  orientation(image) -> k (with .many(images) -> [k, ...], one batch);  keypoints(upright) -> (image_pts, page_pts) | None;
-  grid(normalized_page, px_per_mm) -> (N, 2) crossings;  traces(rectified) -> (4, H, W) in 0..1.
+version. What each callable returns is fixed by the stage that calls it (models/stage_callables.py);
+the frames the models' inputs and outputs live in are models/frames.py's, the ones they were
+trained in.
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..training.targets import input_coords, letterbox
+from ..config import STAGE2_SCALE
+from .frames import input_coords, letterbox
 from .heatmaps import heatmap_peak, heatmap_peaks, sigmoid
-from .weights_io import load_stage_model
+from .stage_callables import StageModels
+from .weights_io import WeightsError, load_stage_weights
 
 logger = logging.getLogger(__name__)
 
@@ -118,47 +120,55 @@ def make_traces_fn(m: _StageModel, work_scale: float, read_scale: float):
     return traces
 
 
-def _train_scale(weights_dir, stage: int) -> float:
-    """The page scale a stage-1/2 model was trained at (from its manifest entry)."""
-    from ..config import paths
-    from .weights_io import read_manifest
+def reference_keypoints(entry: dict, names: tuple[str, ...]) -> np.ndarray:
+    """(K, 2) page px of stage 0's key points, in its head's channel order, from its manifest entry
+    (the trainer writes them there: training/tasks.py reference_keypoints)."""
+    ref = entry.get("reference_keypoints")
+    if not isinstance(ref, dict) or any(n not in ref for n in names):
+        missing = sorted(set(names) - set(ref)) if isinstance(ref, dict) else "all"
+        raise WeightsError(f"stage-0 weights {entry.get('file')}: the manifest entry lacks the key points' page "
+                           f"positions ('reference_keypoints', missing {missing})")
+    return np.array([ref[n] for n in names], np.float64)
 
-    manifest = read_manifest(Path(weights_dir) if weights_dir else paths().weights)
-    entries = [e for e in manifest["weights"].values()
-               if isinstance(e, dict) and e.get("stage") == stage]
-    scales = [e.get("train_scale") or e.get("training", {}).get("train_scale") for e in entries]
-    return float(next((s for s in scales if s), 1.0))
+
+def _stage0(m: _StageModel, cfg, entry: dict) -> StageModels:
+    side = int(cfg.input_size[0])
+    page_positions = reference_keypoints(entry, cfg.heads["keypoints"].names)
+    return StageModels(orientation=make_orientation_fn(m, side),
+                       keypoints=make_keypoint_fn(m, side, page_positions))
 
 
-def stage_predictors(stage: int, weights_dir: str | Path | None, dev: torch.device) -> dict:
-    """The callables of one stage (see the module docstring); {} when the manifest lists no model for it.
+def _stage2(m: _StageModel, cfg, entry: dict) -> StageModels:
+    # the page scale the model was trained at (older manifests kept it under 'training')
+    work_scale = float(entry.get("train_scale") or entry.get("training", {}).get("train_scale") or 1.0)
+    return StageModels(traces=make_traces_fn(m, work_scale, STAGE2_SCALE))
+
+
+# Each stage's model -> the callables its stage takes (the runtime side of training/tasks.py's tasks).
+PREDICTOR_BUILDERS = {
+    0: _stage0,
+    1: lambda m, cfg, entry: StageModels(grid=make_grid_fn(m)),
+    2: _stage2,
+}
+
+
+def stage_predictors(stage: int, weights_dir: str | Path | None, dev: torch.device) -> StageModels:
+    """The callables of one stage; none set when the manifest lists no model for it.
     Raises whatever stops the model from loading (WeightsError, a torch/timm error...)."""
-    from ..config import STAGE2_SCALE
-
-    loaded = load_stage_model(stage, weights_dir, device=str(dev))
+    if stage not in PREDICTOR_BUILDERS:
+        raise ValueError(f"no stage {stage}")
+    loaded = load_stage_weights(stage, weights_dir, device=str(dev))
     if loaded is None:
-        return {}
-    model, cfg = loaded
-    if stage == 0:
-        from ..training.targets import reference_keypoint_positions
-
-        m, side = _StageModel(model, dev), int(cfg.input_size[0])
-        return {"orientation": make_orientation_fn(m, side),
-                "keypoints": make_keypoint_fn(m, side, reference_keypoint_positions())}
-    if stage == 1:
-        return {"grid": make_grid_fn(_StageModel(model, dev))}
-    if stage == 2:
-        work_scale = _train_scale(weights_dir, stage=2)
-        return {"traces": make_traces_fn(_StageModel(model, dev), work_scale, STAGE2_SCALE)}
-    raise ValueError(f"no stage {stage}")
+        return StageModels()
+    return PREDICTOR_BUILDERS[stage](_StageModel(loaded.model, dev), loaded.config, loaded.entry)
 
 
-def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> dict:
-    """The callables for every stage that has weights; {} when none are shipped (all classical).
+def load_stage_predictors(weights_dir: str | Path | None = None, device: str | None = None) -> StageModels:
+    """The callables for every stage that has weights; none set when none are shipped (all classical).
     Any stage's load error propagates (models.stage_loading falls back per stage instead)."""
     dev = pick_device(device)
-    out: dict = {}
-    for stage in (0, 1, 2):
-        out.update(stage_predictors(stage, weights_dir, dev))
-    logger.info("stage models loaded on %s: %s", dev, sorted(out) or "none (classical pipeline)")
+    out = StageModels()
+    for stage in PREDICTOR_BUILDERS:
+        out = out.merged(stage_predictors(stage, weights_dir, dev))
+    logger.info("stage models loaded on %s: %s", dev, out.names() or "none (classical pipeline)")
     return out

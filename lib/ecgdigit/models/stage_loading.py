@@ -15,6 +15,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import paths
+from .stage_callables import StageModels
+
 logger = logging.getLogger(__name__)
 
 STAGES = (0, 1, 2)
@@ -55,39 +58,40 @@ def listed_stages(weights_dir: Path) -> dict[int, str]:
 
 
 def load_stage_models(weights_dir: str | Path | None = None, device: str | None = None, *,
-                      strict: bool = False) -> tuple[dict, list[StageLoadFailure]]:
+                      strict: bool = False) -> tuple[StageModels, list[StageLoadFailure]]:
     """(the stages' model callables, the stages that could not be loaded). Non-strict: a failed stage
     is absent from the callables (the pipeline runs its classical version) and is logged as a WARNING
     naming the file and the error. strict: any failure raises StageLoadError naming them all."""
-    from ..config import paths
-
     weights_dir = Path(weights_dir) if weights_dir is not None else paths().weights
     try:
         listed = listed_stages(weights_dir)
     except ValueError as e:
         failures = [StageLoadFailure(stage, str(weights_dir / MANIFEST_NAME), str(e)) for stage in STAGES]
-        return _finish({}, failures, strict)
+        return _finish(StageModels(), failures, strict)
     if not listed:
         logger.info("no weights listed in %s: every stage runs its classical version", weights_dir)
-        return {}, []
+        return StageModels(), []
     try:
-        from .inference import pick_device, stage_predictors  # torch, timm, torchvision load here
+        # imported here, not at the top: torch, timm and torchvision load with it, and a broken stack
+        # must cost the models only
+        from .inference import pick_device, stage_predictors
         dev = pick_device(device)
     except Exception as e:  # a broken torch stack costs the models, not the run
         failures = [StageLoadFailure(stage, source, f"import failed: {e!r}") for stage, source in listed.items()]
-        return _finish({}, failures, strict)
-    models: dict = {}
+        return _finish(StageModels(), failures, strict)
+    models = StageModels()
     failures = []
     for stage, source in listed.items():
         try:
-            models.update(stage_predictors(stage, weights_dir, dev))
+            models = models.merged(stage_predictors(stage, weights_dir, dev))
         except Exception as e:
             failures.append(StageLoadFailure(stage, source, repr(e)))
-    logger.info("stage models loaded on %s: %s", dev, sorted(models) or "none")
+    logger.info("stage models loaded on %s: %s", dev, models.names() or "none")
     return _finish(models, failures, strict)
 
 
-def _finish(models: dict, failures: list[StageLoadFailure], strict: bool) -> tuple[dict, list[StageLoadFailure]]:
+def _finish(models: StageModels, failures: list[StageLoadFailure],
+            strict: bool) -> tuple[StageModels, list[StageLoadFailure]]:
     if failures and strict:
         raise StageLoadError("--strict-weights: " + "; ".join(f.message() for f in failures))
     for f in failures:

@@ -1,9 +1,10 @@
-"""The three stage models: their configs (JSON-able, stored in the weights manifest) and builders.
+"""The stage models' configs (JSON-able, stored in the weights manifest) and their builder.
 
 stage 0 (whole image, low-res): page orientation (4 quarter turns) + keypoint heatmaps.
 stage 1 (normalized page at STAGE1_SCALE): major grid crossings + horizontal/vertical grid lines.
 stage 2 (rectified page at STAGE2_SCALE): one trace probability map per printed row.
-Each stage has a 'default' preset (real training) and a 'tiny' one with the same heads for fast tests.
+Each stage's heads and presets are its training task's (training/tasks.py); inference rebuilds a
+model from the config its manifest entry holds, so it needs nothing from training.
 """
 from __future__ import annotations
 
@@ -12,28 +13,11 @@ from dataclasses import dataclass, field, fields
 
 from torch import nn
 
-from ecgdigit.config import LAYOUT_ROWS, PAGE, STAGE0_INPUT, STAGE1_SCALE, STAGE2_SCALE
 from ecgdigit.models.encoder_decoder import EncoderDecoder, HeadSpec
 
 logger = logging.getLogger(__name__)
 
 STAGES = (0, 1, 2)
-VARIANTS = ("default", "tiny")
-
-# Class k: the image shows the upright page as np.rot90(page, k) (k counter-clockwise quarter turns);
-# undo with np.rot90(image, -k).
-ORIENTATION_CLASSES: tuple[str, ...] = ("rot0", "rot90", "rot180", "rot270")
-# Corners of the printed signal area (clockwise from top-left, upright page), then the centres of the
-# 12 short-lead labels in layout order (row by row); all in the stage-0 input frame.
-KEYPOINT_NAMES: tuple[str, ...] = (
-    ("area_top_left", "area_top_right", "area_bottom_right", "area_bottom_left")
-    + tuple(f"label_{lead}" for row in LAYOUT_ROWS[:3] for lead in row)
-)
-GRIDLINE_NAMES: tuple[str, ...] = ("hlines", "vlines")
-TRACE_ROW_NAMES: tuple[str, ...] = tuple(f"row{i}_{'_'.join(r)}" for i, r in enumerate(LAYOUT_ROWS))
-
-TINY_ENCODER = "test_efficientnet"  # timm's own test net: ~80k parameters, builds and runs in ms
-TINY_INPUT = (64, 96)
 
 
 @dataclass(frozen=True)
@@ -91,44 +75,6 @@ class ModelConfig:
         if missing:
             raise ValueError(f"ModelConfig dict lacks required fields {missing}")
         return cls(**d)
-
-
-def _page_size(scale: float) -> tuple[int, int]:
-    return int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
-
-
-def _heads(stage: int) -> dict[str, HeadSpec]:
-    if stage == 0:
-        return {"orientation": HeadSpec("classify", len(ORIENTATION_CLASSES), ORIENTATION_CLASSES),
-                "keypoints": HeadSpec("dense", len(KEYPOINT_NAMES), KEYPOINT_NAMES)}
-    if stage == 1:
-        return {"gridpoints": HeadSpec("dense", 1, ("major_crossings",)),
-                "gridlines": HeadSpec("dense", len(GRIDLINE_NAMES), GRIDLINE_NAMES)}
-    return {"traces": HeadSpec("dense", len(TRACE_ROW_NAMES), TRACE_ROW_NAMES)}
-
-
-def preset(stage: int, variant: str = "default") -> ModelConfig:
-    """The config of a stage's model. 'tiny' keeps the heads and strides but shrinks everything else."""
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    # Stage 2 decodes to full resolution: trace position errors of one pixel cost dB directly.
-    stride = 1 if stage == 2 else 2
-    if variant == "tiny":
-        return ModelConfig(stage=stage, name=f"stage{stage}_tiny", encoder_name=TINY_ENCODER,
-                           heads=_heads(stage), input_size=TINY_INPUT,
-                           decoder_channels=(16, 16, 8, 8, 8)[: 5 if stride == 1 else 4],
-                           decoder_out_stride=stride)
-    if stage == 0:
-        return ModelConfig(stage=0, name="stage0", encoder_name="resnet18d", heads=_heads(0),
-                           input_size=(STAGE0_INPUT, STAGE0_INPUT))  # letterboxed square: any orientation
-    if stage == 1:
-        return ModelConfig(stage=1, name="stage1", encoder_name="resnet18d", heads=_heads(1),
-                           input_size=_page_size(STAGE1_SCALE))
-    return ModelConfig(stage=2, name="stage2", encoder_name="resnet34d", heads=_heads(2),
-                       input_size=_page_size(STAGE2_SCALE), decoder_channels=(256, 128, 64, 32, 16),
-                       decoder_out_stride=1)
 
 
 def build_model(config: ModelConfig) -> EncoderDecoder:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -151,8 +152,24 @@ def load_weights(model: nn.Module, path: str | Path, expected_sha256: str | None
     return model
 
 
+@dataclass
+class StageWeights:
+    """A stage's model loaded from a weights folder, with the config and manifest entry it came with."""
+
+    model: EncoderDecoder  # in eval mode, on the device asked for
+    config: ModelConfig
+    entry: dict  # the manifest entry: what inference needs besides the architecture (train_scale, ...)
+
+
 def load_stage_model(stage: int, weights_dir: str | Path | None = None,
                      device: str | torch.device = "cpu") -> tuple[EncoderDecoder, ModelConfig] | None:
+    """(model, config) of load_stage_weights(); None when the folder has no model for the stage."""
+    loaded = load_stage_weights(stage, weights_dir, device)
+    return None if loaded is None else (loaded.model, loaded.config)
+
+
+def load_stage_weights(stage: int, weights_dir: str | Path | None = None,
+                       device: str | torch.device = "cpu") -> StageWeights | None:
     """The stage's model in eval mode, rebuilt from the manifest and loaded with its checked weights.
 
     None when the folder has no manifest entry for the stage (the caller falls back to classical
@@ -178,4 +195,4 @@ def load_stage_model(stage: int, weights_dir: str | Path | None = None,
                            f"{entry['file']}: {e}") from e
     model = build_model(cfg)
     load_weights(model, weights_dir / entry["file"], expected_sha256=entry.get("sha256"))
-    return model.to(device).eval(), cfg
+    return StageWeights(model.to(device).eval(), cfg, entry)

@@ -22,7 +22,8 @@ import numpy as np
 from ..config import PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
 from .grid_suppression import suppress_grid
-from .trace_reading import has_pulse, ink_from_ratio, paper_ratio
+from .ink import ink_from_ratio, paper_ratio
+from .trace_reading import has_pulse
 
 DETECT_SCALE = 0.5
 MAX_SHIFT_SQUARES = 2

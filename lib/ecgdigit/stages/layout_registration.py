@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import LAYOUT_ROWS, PAGE, SHORT_LEAD_S, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
-from .trace_reading import ink_from_rgb
+from .ink import ink_from_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Registration:
 
 def layout_template(scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """Where the fixed marks are drawn: calibration pulses, column ticks, a band on each baseline."""
-    h, w = int(round(layout.height * scale)), int(round(layout.width * scale))
+    h, w = layout.shape_at(scale)
     t = np.zeros((h, w), np.float32)
     lw = max(1, int(round(2 * scale)))
     for r, leads in enumerate(LAYOUT_ROWS):

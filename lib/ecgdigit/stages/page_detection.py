@@ -8,9 +8,11 @@ import logging
 
 import cv2
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from ..config import PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
+from .ink import ink_from_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +137,6 @@ def line_direction(image: np.ndarray) -> float:
     Printed rows make the ink per image row peak at each baseline, while the ink per image column
     stays nearly flat; a sideways page shows the opposite.
     """
-    from scipy.ndimage import uniform_filter1d
-
-    from .trace_reading import ink_from_rgb
-
     small, _ = _small(image, 640)
     ink = ink_from_rgb(small, 2.0)
 
@@ -173,10 +171,6 @@ def header_gap_position(upright_small: np.ndarray) -> float | None:
 
     Needs no page outline, so it works on photos whose paper blends into the background.
     """
-    from scipy.ndimage import uniform_filter1d
-
-    from .trace_reading import ink_from_rgb
-
     ink = ink_from_rgb(upright_small, 2.0)
     prof = uniform_filter1d(ink.sum(axis=1), max(3, len(ink) // 80))
     cum = np.cumsum(prof) / max(prof.sum(), 1e-6)
@@ -210,7 +204,7 @@ def classical_orientation(image: np.ndarray, layout: PaperLayout = PAGE) -> tupl
         up = np.ascontiguousarray(np.rot90(small, -k))
         quad = detect_page_quad(up)
         H = page_homography_from_quad(quad, layout) if quad is not None else frame_homography(up.shape[:2], layout)
-        cmap = CoordinateMap.from_homography(H, (layout.height, layout.width), up.shape[:2], step=32)
+        cmap = CoordinateMap.from_homography(H, layout.shape, up.shape[:2], step=32)
         scores[k] = row_profile_score(cmap.remap(up, scale=scale), scale, layout)
         if quad is None:
             # no outline (a scan, or paper lost in the background): the header gap votes too

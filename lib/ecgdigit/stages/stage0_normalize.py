@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import PAGE, PaperLayout
+from ..geometry.homography import fit_page_homography
 from . import page_detection
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ def normalize(image: np.ndarray, layout: PaperLayout = PAGE, keypoint_fn=None, o
     upright = np.ascontiguousarray(np.rot90(image, -k)) if k else image
 
     if keypoint_fn is not None:
-        from ..geometry.homography import fit_page_homography
-
         pts = keypoint_fn(upright)
         if pts is not None:
             fit = fit_page_homography(pts[0], pts[1], image_size=upright.shape[:2])

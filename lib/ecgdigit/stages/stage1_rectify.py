@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import PAGE, STAGE1_SCALE, PaperLayout
+from ..geometry import grid_detect, grid_map
 from ..geometry.coordinate_map import CoordinateMap
 from .layout_detection import LayoutFound, detect_layout
 from .layout_registration import register_to_layout, shifted
@@ -39,9 +40,7 @@ def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scal
     find_layout: where the registered page shows no calibration pulses, place the signal by its
     span instead (`layout_detection`).
     """
-    from ..geometry import grid_detect, grid_map
-
-    page_size = (layout.height, layout.width)
+    page_size = layout.shape
     approx = CoordinateMap.from_homography(H, page_size, upright.shape[:2], step=16)
     normalized = approx.remap(upright, scale=scale)
     find = crossing_fn or grid_detect.detect_grid_crossings

@@ -13,7 +13,8 @@ from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
 from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
 from .grid_suppression import suppress_grid
-from .trace_reading import RowCurve, ink_from_ratio, paper_ratio, read_row_curves, suppress_printed_marks
+from .ink import ink_from_ratio, paper_ratio
+from .trace_reading import RowCurve, read_row_curves, suppress_printed_marks
 
 
 @dataclass

@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import IMAGE_TYPES, LEADS, SAMPLING_RATES, number_of_rows
+from ..geometry.coordinate_map import CoordinateMap
 from .generate import make_image, random_record
 from .render import render_page
 from .truth import SyntheticImage
@@ -71,8 +72,6 @@ def save_geometry_truth(path: Path, im: SyntheticImage) -> None:
 
 def load_geometry_truth(path: str | Path):
     """(CoordinateMap page->image, orientation, dict of the rest) from a .truth.npz."""
-    from ..geometry.coordinate_map import CoordinateMap
-
     z = np.load(path, allow_pickle=False)
     cmap = CoordinateMap(z["page_to_image"], float(z["step"]), tuple(int(v) for v in z["dst_size"]),
                          tuple(int(v) for v in z["src_size"]))

@@ -22,12 +22,13 @@ import numpy as np
 
 from ..config import IMAGE_TYPES, PAGE, PHOTO_SIZES, SCAN_SIZE
 from ..geometry.coordinate_map import CoordinateMap
+from ..geometry.orientation import rotated_size
 from . import textures as tx
-from .warps import Crease, Curl, PageWarp, fit_camera_to_frame, photo_camera, scan_camera, turned_size
+from .warps import Crease, Curl, PageWarp, fit_camera_to_frame, photo_camera, scan_camera
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE: tuple[int, int] = (PAGE.height, PAGE.width)
+PAGE_SIZE: tuple[int, int] = PAGE.shape
 LATTICE_STEP = 8.0
 
 # Probability of 0, 1, 2, 3 quarter turns (np.rot90 sense) when orientation is not given.
@@ -104,7 +105,7 @@ def degrade(page_rgb: np.ndarray, image_type: str, rng: np.random.Generator, *, 
         return _clean(page_rgb, k, size, params)
 
     if size is not None:
-        frame = turned_size((int(size[0]), int(size[1])), k)
+        frame = rotated_size((int(size[0]), int(size[1])), k)
     else:
         frame = _draw_frame(spec, r_geo, max_side)
     params["frame_size"] = frame
@@ -133,7 +134,7 @@ def degrade(page_rgb: np.ndarray, image_type: str, rng: np.random.Generator, *, 
 # ---------------------------------------------------------------- geometry
 def _clean(page_rgb: np.ndarray, k: int, size, params: dict) -> Degraded:
     """0001: the page itself (resized only if asked, turned only if asked)."""
-    frame = PAGE_SIZE if size is None else turned_size((int(size[0]), int(size[1])), k)
+    frame = PAGE_SIZE if size is None else rotated_size((int(size[0]), int(size[1])), k)
     fx, fy = frame[1] / PAGE_SIZE[1], frame[0] / PAGE_SIZE[0]
     P = np.array([[fx, 0, 0, 0.5 * fx - 0.5], [0, fy, 0, 0.5 * fy - 0.5], [0, 0, 0, 1.0]])
     warp = PageWarp(PAGE_SIZE, frame, P, orientation=k)

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..config import DURATION_S, LAYOUT_ROWS, N_COLUMNS, PAGE, SHORT_LEAD_S, PaperLayout
+from .signals import simulate_record
 from .stroke import stroke_band
 from .truth import EcgRecord, RenderedPage
 
@@ -85,7 +86,7 @@ def _blend_lines(img: np.ndarray, cov: np.ndarray, rgb, axis: int) -> None:
 @functools.lru_cache(maxsize=4)
 def grid_image(layout: PaperLayout = PAGE, snap: bool = False) -> np.ndarray:
     """The empty gridded page (read-only RGB uint8), built once per (layout, snap)."""
-    h, w = layout.height, layout.width
+    h, w = layout.shape
     img = np.full((h, w, 3), 255.0, dtype=np.float32)
     width = layout.grid_line_pt * layout.px_per_pt
     xs_major, ys_major = (np.array(v) for v in layout.grid_lines(major=True))
@@ -123,7 +124,7 @@ def _draw_frame(img: np.ndarray, layout: PaperLayout) -> None:
 # ---------------------------------------------------------------- text
 @functools.lru_cache(maxsize=8)
 def _font(size_px: float) -> ImageFont.FreeTypeFont:
-    import matplotlib
+    import matplotlib  # here: only for the path of the font it ships; importing it costs ~0.3 s
 
     path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
     if not os.path.exists(path):
@@ -304,7 +305,7 @@ def trace_masks(page: RenderedPage, scale: float = 1.0, width_px: float | None =
     drawn exactly as render_page draws the trace (stroke.py).
     """
     lay = page.layout
-    h, w = int(round(lay.height * scale)), int(round(lay.width * scale))
+    h, w = lay.shape_at(scale)
     width = lay.trace_line_pt * lay.px_per_pt * scale if width_px is None else width_px
     out = np.zeros((len(page.traces), h, w), dtype=np.uint8)
     for r, pts in enumerate(page.traces):
@@ -334,8 +335,6 @@ def oracle_row_curves(page: RenderedPage, scale: float = 1.0) -> np.ndarray:
 
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> None:
-    from .signals import simulate_record
-
     ap = argparse.ArgumentParser(description="Render one synthetic clean ECG page (type 0001) to a PNG.")
     ap.add_argument("--out", required=True, help="output PNG path")
     ap.add_argument("--seed", type=int, default=0)

@@ -20,24 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import erf
 
+from ..geometry.orientation import rotate_points, rotated_size
+
 logger = logging.getLogger(__name__)
 
 CURL_CLAMP = 1.6
-
-
-def turn_points(pts: np.ndarray, k: int, size_before: tuple[int, int]) -> np.ndarray:
-    """Positions after k counter-clockwise quarter turns (np.rot90) of a frame of size_before (h, w)."""
-    p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-    h, w = size_before
-    for _ in range(k % 4):
-        # np.rot90: new[i, j] = old[j, w - 1 - i]  =>  (x, y) -> (y, w - 1 - x)
-        p = np.stack([p[:, 1], (w - 1) - p[:, 0]], axis=1)
-        h, w = w, h
-    return p
-
-
-def turned_size(size: tuple[int, int], k: int) -> tuple[int, int]:
-    return (size[1], size[0]) if k % 2 else (size[0], size[1])
 
 
 @dataclass
@@ -84,7 +71,7 @@ class PageWarp:
     # ------------------------------------------------------------ pieces
     @property
     def image_size(self) -> tuple[int, int]:
-        return turned_size(self.frame_size, self.orientation)
+        return rotated_size(self.frame_size, self.orientation)
 
     def displace(self, p: np.ndarray) -> np.ndarray:
         """In-plane crease displacement (page px -> page px)."""
@@ -161,7 +148,7 @@ class PageWarp:
         """Page points (N, 2) -> image points (N, 2), orientation included."""
         p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
         q = self.distort(self.project(p))
-        return turn_points(q, self.orientation, self.frame_size)
+        return rotate_points(q, self.orientation, self.frame_size)
 
     def forward_frame(self, pts: np.ndarray) -> np.ndarray:
         """Page points -> points of the frame before the quarter turn."""
@@ -212,7 +199,7 @@ class PageWarp:
 
     def inverse(self, pts: np.ndarray) -> np.ndarray:
         """Image points (orientation included) -> page points."""
-        q = turn_points(pts, -self.orientation % 4, self.image_size)
+        q = rotate_points(pts, -self.orientation % 4, self.image_size)
         return self.inverse_frame(q)[0]
 
 

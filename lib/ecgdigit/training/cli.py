@@ -13,15 +13,23 @@ import argparse
 import logging
 import shlex
 import sys
+from pathlib import Path
 
+from ..models.stage_models import STAGES
 from .configs import TRAIN_VARIANTS, stage_config, with_overrides
+from .data import CompetitionSource
+from .engine import dist_info, train
+from .tasks import get_task
 
 logger = logging.getLogger(__name__)
 
 
+STAGE_CHOICES: dict[str, tuple[int, ...]] = {**{str(s): (s,) for s in STAGES}, "all": STAGES}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ecgdigit.training.cli", description="Train the stage models.")
-    ap.add_argument("--stage", required=True, choices=["0", "1", "2", "all"])
+    ap.add_argument("--stage", required=True, choices=[*STAGE_CHOICES])
     ap.add_argument("--variant", required=True, choices=list(TRAIN_VARIANTS))
     ap.add_argument("--out", required=True, help="run folder: one sub-folder per stage")
     ap.add_argument("--steps", type=int, default=None)
@@ -48,25 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the command line; returns {stage: TrainResult}."""
-    from pathlib import Path
-
-    from .engine import dist_info, train
-
     args = parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command = "python -m ecgdigit.training.cli " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    stages = [0, 1, 2] if args.stage == "all" else [int(args.stage)]
+    stages = STAGE_CHOICES[args.stage]
     out = Path(args.out)
     weights_dir = Path(args.weights_dir) if args.weights_dir else out / "weights"
     results = {}
     for s in stages:
         cfg = with_overrides(stage_config(s, args.variant), args.steps, args.batch_size, args.workers)
         extra = None
-        if args.real_dir and s == 2:
-            from .data import CompetitionSource
-
+        if args.real_dir and get_task(s).accepts_real_images:
             extra = CompetitionSource(args.real_dir, tuple(t.strip() for t in args.real_types.split(",")))
         res = train(cfg, out / f"stage{s}", device=args.device, resume=not args.no_resume, weights_dir=weights_dir,
                     command=command, progress=not args.no_progress, extra_source=extra,

@@ -1,7 +1,8 @@
-"""Every training setting of the three stage models, in one table: stage x variant.
+"""Every training setting of the three stage models, in one literal table: (stage, variant) -> config.
 
 Variants: 'tiny' (CPU tests, seconds), 'cpu' (a small model that learns something useful on 2 CPU
-cores in ~20-40 min), 'gpu' (the real models on one H100, ~10 min per stage).
+cores in ~20-40 min), 'gpu' (the real models on one H100, ~10 min per stage). What a stage trains
+(heads, samples, loss, metrics) is its task's (tasks.py); this table holds only the numbers.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..config import IMAGE_TYPES, PAGE, STAGE0_INPUT, STAGE1_SCALE, STAGE2_SCALE
-from ..models.stage_models import ModelConfig, preset
+from ..models.stage_models import ModelConfig
+from .tasks import preset
 
 TRAIN_VARIANTS = ("tiny", "cpu", "gpu")
 # Harder captures are drawn more often: the clean render is nearly solved by the classical path.
@@ -70,68 +72,63 @@ class StageTrainConfig:
         return d
 
 
-def _page_size(scale: float) -> tuple[int, int]:
-    return int(round(PAGE.height * scale)), int(round(PAGE.width * scale))
-
-
 def _model(stage: int, base: str, scale: float | None = None, **overrides) -> ModelConfig:
     m = preset(stage, base)
     if scale is not None:  # the nominal frame tells inference the scale the model was trained at
-        overrides["input_size"] = _page_size(scale)
+        overrides["input_size"] = PAGE.shape_at(scale)
     return dataclasses.replace(m, **overrides) if overrides else m
+
+
+_TINY = dict(batch_size=2, steps=4, lr=3e-3, warmup_steps=1, workers=0, holdout_n=2, val_every=1000, ckpt_every=2,
+             log_every=1, amp=False,
+             data=DataConfig(image_size=(120, 160), photometric=False, samples_per_image=1, heatmap_sigma=1.0))
+_SMALL = dict(encoder_name="resnet10t", decoder_channels=(64, 32, 24, 16))
+
+TRAIN_CONFIGS: dict[tuple[int, str], StageTrainConfig] = {
+    (0, "tiny"): StageTrainConfig(0, "tiny", _model(0, "tiny", input_size=(64, 64)), 1.0, (64, 64), **_TINY),
+    (1, "tiny"): StageTrainConfig(1, "tiny", _model(1, "tiny", 0.1), 0.1, (64, 96), **_TINY),
+    (2, "tiny"): StageTrainConfig(2, "tiny", _model(2, "tiny", 0.1), 0.1, (64, 96), **_TINY),
+
+    (0, "cpu"): StageTrainConfig(
+        0, "cpu", _model(0, "default", input_size=(256, 256), **_SMALL), 1.0, (256, 256),
+        batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=16, val_every=200,
+        data=DataConfig(max_side=1024, heatmap_sigma=1.5, images_per_page=2, samples_per_image=2)),
+    (1, "cpu"): StageTrainConfig(
+        1, "cpu", _model(1, "default", STAGE1_SCALE, **_SMALL), STAGE1_SCALE, (192, 256),
+        batch_size=8, steps=500, lr=2e-3, warmup_steps=40, workers=1, holdout_n=4, val_every=250,
+        data=DataConfig(max_side=1344, images_per_page=2, samples_per_image=4, heatmap_sigma=1.0)),
+    # scale 1.0: half the GPU resolution, ~3x cheaper per page, still sub-pixel reading
+    (2, "cpu"): StageTrainConfig(
+        2, "cpu", _model(2, "default", 1.0, encoder_name="resnet10t", decoder_channels=(64, 32, 24, 16, 16)),
+        1.0, (128, 384),
+        batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=200,
+        data=DataConfig(max_side=2200, images_per_page=2, samples_per_image=8)),
+
+    # gpu: the presets' real models at the pipeline's resolutions
+    (0, "gpu"): StageTrainConfig(
+        0, "gpu", _model(0, "default"), 1.0, (STAGE0_INPUT, STAGE0_INPUT),
+        batch_size=32, steps=1200, lr=1e-3, warmup_steps=100, workers=14, holdout_n=32, val_every=400,
+        ckpt_every=400,
+        data=DataConfig(max_side=2 * STAGE0_INPUT + 512, heatmap_sigma=2.0, images_per_page=2, samples_per_image=2)),
+    (1, "gpu"): StageTrainConfig(
+        1, "gpu", _model(1, "default", STAGE1_SCALE), STAGE1_SCALE, (512, 512),
+        batch_size=24, steps=1200, lr=1e-3, warmup_steps=100, workers=14, holdout_n=16, val_every=400,
+        ckpt_every=400, data=DataConfig(images_per_page=2, samples_per_image=4, heatmap_sigma=1.5)),
+    (2, "gpu"): StageTrainConfig(
+        2, "gpu", _model(2, "default", STAGE2_SCALE), STAGE2_SCALE, (256, 1024),
+        batch_size=16, steps=3000, lr=1e-3, warmup_steps=150, workers=14, holdout_n=8, val_every=1000,
+        ckpt_every=500, data=DataConfig(images_per_page=2, samples_per_image=8)),
+}
+assert {v for _, v in TRAIN_CONFIGS} == set(TRAIN_VARIANTS)
 
 
 def stage_config(stage: int, variant: str) -> StageTrainConfig:
     """The training config of one stage for one variant."""
     if variant not in TRAIN_VARIANTS:
         raise ValueError(f"training variant must be one of {TRAIN_VARIANTS}, got {variant!r}")
-    if stage not in (0, 1, 2):
-        raise ValueError(f"stage must be 0, 1 or 2, got {stage!r}")
-    if variant == "tiny":
-        tiny = DataConfig(image_size=(120, 160), photometric=False, samples_per_image=1, heatmap_sigma=1.0)
-        common = dict(batch_size=2, steps=4, lr=3e-3, warmup_steps=1, workers=0, holdout_n=2, val_every=1000,
-                      ckpt_every=2, log_every=1, amp=False, data=tiny)
-        if stage == 0:
-            return StageTrainConfig(0, variant, _model(0, "tiny", input_size=(64, 64)), 1.0, (64, 64), **common)
-        scale = 0.1
-        return StageTrainConfig(stage, variant, _model(stage, "tiny", scale), scale, (64, 96), **common)
-
-    if variant == "cpu":
-        small = dict(encoder_name="resnet10t", decoder_channels=(64, 32, 24, 16))
-        if stage == 0:
-            return StageTrainConfig(
-                0, variant, _model(0, "default", input_size=(256, 256), **small), 1.0, (256, 256),
-                batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=16, val_every=200,
-                data=DataConfig(max_side=1024, heatmap_sigma=1.5, images_per_page=2, samples_per_image=2))
-        if stage == 1:
-            scale = STAGE1_SCALE
-            return StageTrainConfig(
-                1, variant, _model(1, "default", scale, **small), scale, (192, 256),
-                batch_size=8, steps=500, lr=2e-3, warmup_steps=40, workers=1, holdout_n=4, val_every=250,
-                data=DataConfig(max_side=1344, images_per_page=2, samples_per_image=4, heatmap_sigma=1.0))
-        scale = 1.0  # half the GPU resolution: ~3x cheaper per page, still sub-pixel reading
-        return StageTrainConfig(
-            2, variant, _model(2, "default", scale, encoder_name="resnet10t",
-                               decoder_channels=(64, 32, 24, 16, 16)), scale, (128, 384),
-            batch_size=8, steps=800, lr=2e-3, warmup_steps=50, workers=1, holdout_n=3, val_every=200,
-            data=DataConfig(max_side=2200, images_per_page=2, samples_per_image=8))
-
-    # gpu: the presets' real models at the pipeline's resolutions
-    if stage == 0:
-        return StageTrainConfig(0, variant, _model(0, "default"), 1.0, (STAGE0_INPUT, STAGE0_INPUT),
-                                batch_size=32, steps=1200, lr=1e-3, warmup_steps=100, workers=14,
-                                holdout_n=32, val_every=400, ckpt_every=400,
-                                data=DataConfig(max_side=2 * STAGE0_INPUT + 512, heatmap_sigma=2.0,
-                                                images_per_page=2, samples_per_image=2))
-    if stage == 1:
-        return StageTrainConfig(1, variant, _model(1, "default", STAGE1_SCALE), STAGE1_SCALE, (512, 512),
-                                batch_size=24, steps=1200, lr=1e-3, warmup_steps=100, workers=14,
-                                holdout_n=16, val_every=400, ckpt_every=400,
-                                data=DataConfig(images_per_page=2, samples_per_image=4, heatmap_sigma=1.5))
-    return StageTrainConfig(2, variant, _model(2, "default", STAGE2_SCALE), STAGE2_SCALE, (256, 1024),
-                            batch_size=16, steps=3000, lr=1e-3, warmup_steps=150, workers=14,
-                            holdout_n=8, val_every=1000, ckpt_every=500,
-                            data=DataConfig(images_per_page=2, samples_per_image=8))
+    if (stage, variant) not in TRAIN_CONFIGS:
+        raise ValueError(f"stage must be one of {sorted({s for s, _ in TRAIN_CONFIGS})}, got {stage!r}")
+    return TRAIN_CONFIGS[stage, variant]
 
 
 def with_overrides(cfg: StageTrainConfig, steps: int | None = None, batch_size: int | None = None,

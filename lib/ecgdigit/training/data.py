@@ -13,11 +13,20 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..config import LEADS, PAGE, STAGE2_SCALE
+from ..config import LEADS, PAGE
+from ..geometry.coordinate_map import CoordinateMap
+from ..geometry.homography import identity_page_homography
+from ..io.competition_files import CompetitionFolder
+from ..stages.ink import ink_from_rgb
+from ..stages.stage0_normalize import normalize
+from ..stages.stage1_rectify import rectify
+from ..stages.trace_reading import read_row_curves
 from ..synth.generate import make_image, random_record
+from ..synth.render import render_page, row_polylines
 from ..synth.truth import EcgRecord, RenderedPage, SyntheticImage
 from . import targets as T
 from .configs import StageTrainConfig
+from .tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +40,6 @@ def head_stride(cfg: StageTrainConfig) -> int:
 
 
 def draw_record_page(rng: np.random.Generator, image_id: str = "synth") -> tuple[EcgRecord, RenderedPage]:
-    from ..synth.render import render_page
-
     record = random_record(rng, image_id)
     return record, render_page(record, rng)
 
@@ -53,33 +60,13 @@ def draw_image(cfg: StageTrainConfig, rng: np.random.Generator, image_id: str = 
         kw["size"] = tuple(d.image_size)
     elif d.max_side is not None and image_type != "0001":
         kw["max_side"] = int(d.max_side)
-    if cfg.stage == 0:
-        probs = np.asarray(d.orientation_probs, np.float64)
-        kw["orientation"] = int(rng.choice(4, p=probs / probs.sum()))
+    kw.update(get_task(cfg.stage).capture_kwargs(cfg, rng))
     return make_image(record, image_type, rng, page=page, **kw)
-
-
-def turned(syn: SyntheticImage, j: int) -> SyntheticImage:
-    """The same capture turned j more quarter turns (exact: image, map and orientation move together)."""
-    from ..geometry.orientation import rotate_map_source
-
-    j %= 4
-    if j == 0:
-        return syn
-    return SyntheticImage(np.ascontiguousarray(np.rot90(syn.image, j)), syn.image_type,
-                          rotate_map_source(syn.page_to_image, j), (syn.orientation + j) % 4, syn.page, syn.record)
 
 
 def make_sample(cfg: StageTrainConfig, syn: SyntheticImage, rng: np.random.Generator) -> T.Sample:
     """(input CHW float32, targets) of one training sample of cfg's stage."""
-    d, stride = cfg.data, head_stride(cfg)
-    if cfg.stage == 0:
-        return T.stage0_sample(syn, cfg.input_size[0], stride, d.heatmap_sigma)
-    if cfg.stage == 1:
-        return T.stage1_sample(syn, cfg.scale, cfg.input_size, stride, d.heatmap_sigma, d.homography_noise, rng,
-                               d.line_width)
-    warp = T.SmoothWarp.random(rng, d.warp_shift_px, d.warp_rot_deg, d.warp_scale, d.warp_wave_px)
-    return T.stage2_sample(syn, cfg.scale, cfg.input_size, stride, rng, warp)
+    return get_task(cfg.stage).sample(cfg, syn, rng, head_stride(cfg))
 
 
 class SyntheticStream(IterableDataset):
@@ -102,6 +89,7 @@ class SyntheticStream(IterableDataset):
             torch.set_num_threads(1)  # the generator is numpy/cv2; keep worker threads off the model's cores
         n = 0
         d = self.cfg.data
+        task = get_task(self.cfg.stage)
         while True:
             rp = None
             for _ in range(max(1, d.images_per_page)):
@@ -112,13 +100,9 @@ class SyntheticStream(IterableDataset):
                         rp = draw_record_page(rng, f"r{self.rank}w{worker}n{n}")
                     syn = draw_image(self.cfg, rng, record_page=rp)
                 for i in range(max(1, d.samples_per_image)):
-                    if self.cfg.stage == 0 and i > 0:
-                        # more orientation samples from one capture: turn it to a freshly drawn class
-                        probs = np.asarray(d.orientation_probs, np.float64)
-                        k = int(rng.choice(4, p=probs / probs.sum()))
-                        yield make_sample(self.cfg, turned(syn, k - syn.orientation), rng)
-                    else:
-                        yield make_sample(self.cfg, syn, rng)
+                    # a task may make the capture's further samples from a variant of it (stage 0: turned)
+                    more = i > 0 and task.another_capture is not None
+                    yield make_sample(self.cfg, task.another_capture(self.cfg, syn, rng) if more else syn, rng)
             n += 1
 
 
@@ -160,8 +144,6 @@ class CompetitionSource:
     """
 
     def __init__(self, folder, image_types: tuple[str, ...] = ("0001",), max_disagreement_px: float = 1.5):
-        from ..io.competition_files import CompetitionFolder
-
         self.folder = folder if isinstance(folder, CompetitionFolder) else CompetitionFolder(folder)
         train = self.folder.train()
         self.items = [(str(i), int(fs), t) for i, fs in zip(train["id"], train["fs"]) for t in image_types
@@ -179,24 +161,13 @@ class CompetitionSource:
         return EcgRecord(image_id, fs, sig)
 
     def load(self, k: int) -> SyntheticImage | None:
-        from ..geometry.coordinate_map import CoordinateMap
-        from ..synth.render import row_polylines
-
         image_id, fs, image_type = self.items[k]
         image = self.folder.train_image(image_id, image_type)
         rec = self.record(image_id, fs)
         page = RenderedPage(image=image, traces=[np.concatenate(s, 0) for s in row_polylines(rec)], label_boxes={})
-        size = (PAGE.height, PAGE.width)
         if image_type == "0001":
-            from ..geometry.homography import identity_page_homography
-
-            cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, size, image.shape[:2])
+            cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, PAGE.shape, image.shape[:2])
             return SyntheticImage(image, image_type, cmap, 0, page, rec)
-        from ..stages.stage0_normalize import normalize
-        from ..stages.stage1_rectify import rectify
-        from ..stages.trace_reading import ink_from_rgb, read_row_curves
-        from ..geometry.orientation import rotate_map_source
-
         s0 = normalize(image)
         s1 = rectify(s0.upright, s0.H)
         cmap = rotate_map_source(s1.page_to_image, s0.orientation)  # page -> the image as stored
@@ -226,4 +197,4 @@ def describe(cfg: StageTrainConfig) -> str:
     return (f"synthetic stream (ecgdigit.synth), new image every {max(1, d.samples_per_image)} sample(s); "
             f"type weights {d.type_weights}; image_size={d.image_size} max_side={d.max_side} "
             f"photometric={d.photometric}; stage {cfg.stage} input {cfg.input_size} scale {cfg.scale}"
-            + (f" (pipeline reads at {STAGE2_SCALE})" if cfg.stage == 2 else ""))
+            + get_task(cfg.stage).data_note)

@@ -21,14 +21,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from ..models.heatmaps import heatmap_peak, heatmap_peaks, sigmoid
 from ..models.stage_models import build_model
 from ..models.weights_io import save_weights
 from . import data as D
-from . import targets as T
 from .configs import StageTrainConfig
-from .losses import stage_loss
+from .forward import unwrap
+from .tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -103,17 +103,13 @@ def init_head_biases(model: torch.nn.Module) -> None:
             torch.nn.init.constant_(head.bias, -math.log((1 - prior) / prior))
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 def _to(tgt: dict, dev: torch.device) -> dict:
     return {k: v.to(dev, non_blocking=True) for k, v in tgt.items()}
 
 
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model, opt, sched, scaler, step: int, cfg: StageTrainConfig) -> None:
-    state = {"model": _unwrap(model).state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+    state = {"model": unwrap(model).state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "scaler": scaler.state_dict(), "step": int(step), "config": cfg.to_dict(),
              "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
     tmp = path.with_name(path.name + ".tmp")
@@ -125,7 +121,7 @@ def load_checkpoint(path: Path, model, opt, sched, scaler, cfg: StageTrainConfig
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config", {}).get("model") != cfg.model.to_dict():
         raise ValueError(f"checkpoint {path} was made for another architecture; use --no-resume or another --out")
-    _unwrap(model).load_state_dict(state["model"])
+    unwrap(model).load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
@@ -139,52 +135,18 @@ def load_checkpoint(path: Path, model, opt, sched, scaler, cfg: StageTrainConfig
     return int(state["step"])
 
 
-# ---------------------------------------------------------------- inference helpers (validation)
-@torch.no_grad()
-def predict(model, x: np.ndarray, dev: torch.device, tile_h: int | None = None, overlap: int = 32) -> dict[str, np.ndarray]:
-    """Forward one CHW input; with tile_h, dense heads run on horizontal bands (bounded memory)."""
-    model.eval()
-    xt = torch.from_numpy(x)[None].to(dev)
-    h = xt.shape[-2]
-    if tile_h is None or h <= tile_h:
-        return {k: v[0].float().cpu().numpy() for k, v in model(xt).items()}
-    stride = {k: s for k, s in _unwrap(model).output_strides.items() if s}
-    outs: dict[str, np.ndarray] = {}
-    y0 = 0
-    while y0 < h:
-        a = max(0, y0 - overlap)
-        b = min(h, y0 + tile_h + overlap)
-        o = model(xt[..., a:b, :])
-        for k, s in stride.items():
-            v = o[k][0].float().cpu().numpy()
-            full = outs.setdefault(k, np.zeros((v.shape[0], -(-h // s), v.shape[2]), np.float32))
-            lo, hi = y0 // s, min(h, y0 + tile_h) // s
-            full[:, lo:hi] = v[:, lo - a // s: hi - a // s]
-        y0 += tile_h
-    return outs
-
-
 # ---------------------------------------------------------------- validation
 class Validator:
-    """The fixed hold-out of a stage, prepared once, and its metrics for a model."""
+    """The fixed hold-out of a stage, prepared once, and its task's metrics for a model."""
 
     def __init__(self, cfg: StageTrainConfig, n: int | None = None):
         self.cfg = cfg
+        self.task = get_task(cfg.stage)
         self.items = D.holdout_set(cfg, n)
         self.stride = D.head_stride(cfg)
-        d = cfg.data
-        self.prepared = []
-        for it in self.items:
-            rng = np.random.default_rng(it.seed + 1)
-            if cfg.stage == 0:
-                self.prepared.append(T.stage0_sample(it.syn, cfg.input_size[0], self.stride, d.heatmap_sigma))
-            elif cfg.stage == 1:
-                self.prepared.append(T.stage1_sample(it.syn, cfg.scale, None, self.stride, d.heatmap_sigma,
-                                                     d.homography_noise, rng, d.line_width))
-            else:
-                x, _ = T.stage2_sample(it.syn, cfg.scale, None, 1, rng, warp=None)
-                self.prepared.append((x, {}))
-        self._ink_baseline: float | None = None
+        self.prepared = [self.task.holdout_sample(cfg, it.syn, np.random.default_rng(it.seed + 1), self.stride)
+                         for it in self.items]
+        self.cache: dict = {}  # what a task's metrics compute once per hold-out (stage 2: the ink baseline)
 
     def describe(self) -> str:
         return f"{len(self.items)} synthetic images, seeds {self.cfg.holdout_seed}..{self.cfg.holdout_seed + len(self.items) - 1}"
@@ -192,86 +154,12 @@ class Validator:
     def __call__(self, model, dev: torch.device) -> dict:
         if not self.items:
             return {}
-        model = _unwrap(model)
+        model = unwrap(model)
         was_training = model.training
         try:
-            return getattr(self, f"_stage{self.cfg.stage}")(model, dev)
+            return self.task.holdout_metrics(self, model, dev)
         finally:
             model.train(was_training)
-
-    def _stage0(self, model, dev) -> dict:
-        correct, errs = 0, []
-        for x, tgt in self.prepared:
-            out = predict(model, x, dev)
-            correct += int(np.argmax(out["orientation"]) == int(tgt["orientation"]))
-            for k in np.flatnonzero(tgt["keypoints_valid"] > 0):
-                px, py, _ = heatmap_peak(out["keypoints"][k])
-                p = T.input_coords(np.array([px, py]), self.stride)
-                errs.append(float(np.hypot(*(p - tgt["keypoints_xy"][k]))))
-        return {"orientation_acc": correct / len(self.prepared),
-                "keypoint_err_px_median": float(np.median(errs)) if errs else float("nan"),
-                "keypoint_err_px_mean": float(np.mean(errs)) if errs else float("nan"),
-                "input_side": self.cfg.input_size[0]}
-
-    def _stage1(self, model, dev) -> dict:
-        from ..config import PAGE
-
-        found = total = matched = n_pred = 0
-        errs = []
-        radius = 0.35 * PAGE.grid_major_px * self.cfg.scale
-        for x, tgt in self.prepared:
-            out = predict(model, x, dev)
-            pred = T.input_coords(heatmap_peaks(sigmoid(out["gridpoints"][0])), self.stride)
-            truth = T.input_coords(heatmap_peaks(tgt["gridpoints"][0], 0.999), self.stride)
-            total += len(truth)
-            n_pred += len(pred)
-            if len(pred) and len(truth):
-                d = np.linalg.norm(truth[:, None] - pred[None], axis=2)
-                near = d.min(axis=1)
-                ok = near <= radius
-                found += int(ok.sum())
-                errs.extend((near[ok] / self.cfg.scale).tolist())
-                matched += int((d.min(axis=0) <= radius).sum())
-        return {"crossing_recall": found / max(1, total), "crossing_precision": matched / max(1, n_pred),
-                "crossing_err_page_px_median": float(np.median(errs)) if errs else float("nan"),
-                "n_truth": total}
-
-    def _read(self, probs: np.ndarray, fs: int) -> dict[str, np.ndarray]:
-        from ..config import LEADS, number_of_rows
-        from ..digitized import lead_rows
-        from ..stages.signal_assembly import assemble_leads
-        from ..stages.trace_reading import read_row_curves
-
-        dig = assemble_leads(read_row_curves(probs, self.cfg.scale), self.cfg.scale)
-        return {lead: lead_rows(dig, lead, fs, number_of_rows(lead, fs)) for lead in LEADS}
-
-    def _score(self, preds: dict) -> dict:
-        from ..metric import score_records
-
-        truths = {f"h{i}": (it.syn.record.to_competition_frame(), it.syn.record.fs) for i, it in enumerate(self.items)}
-        rep = score_records(preds, truths)
-        return {"snr_db": float(rep.score_db), "snr_db_mean_per_image": float(rep.per_image["snr_db"].mean())}
-
-    def _stage2(self, model, dev) -> dict:
-        from ..stages.trace_reading import ink_from_rgb
-
-        tile = max(64, self.cfg.input_size[0] * 2)
-        preds, ink_preds = {}, {}
-        for i, ((x, _), it) in enumerate(zip(self.prepared, self.items)):
-            out = predict(model, x, dev, tile_h=tile)["traces"]
-            probs = sigmoid(out)
-            if self.stride > 1:
-                probs = np.repeat(np.repeat(probs, self.stride, 1), self.stride, 2)[:, : x.shape[1], : x.shape[2]]
-            preds[f"h{i}"] = self._read(probs, it.syn.record.fs)
-            if self._ink_baseline is None:
-                ink = ink_from_rgb((x.transpose(1, 2, 0) * 255).astype(np.uint8))
-                ink_preds[f"h{i}"] = self._read([ink] * probs.shape[0], it.syn.record.fs)
-        if self._ink_baseline is None:
-            self._ink_baseline = self._score(ink_preds)["snr_db"]
-        res = self._score(preds)
-        res["snr_db_classical_ink"] = self._ink_baseline  # the model-free reading of the same pages
-        res["scale"] = self.cfg.scale
-        return res
 
 
 # ---------------------------------------------------------------- the loop
@@ -280,6 +168,7 @@ def train(cfg: StageTrainConfig, out_dir: str | Path, device: str | None = None,
           validate: bool = True, save_final_weights: bool = True, extra_source=None,
           extra_fraction: float = 0.0) -> TrainResult:
     """Train one stage per cfg; see the module docstring. Returns what was done and the hold-out scores."""
+    task = get_task(cfg.stage)
     di = dist_info()
     dev = resolve_device(device, di)
     if di.enabled and not dist.is_initialized():
@@ -324,8 +213,6 @@ def train(cfg: StageTrainConfig, out_dir: str | Path, device: str | None = None,
 
     bar = None
     if di.is_main and progress and step < cfg.steps:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=cfg.steps, initial=step, desc=f"stage {cfg.stage} ({cfg.variant})", dynamic_ncols=True)
     model.train()
     t_train, n_timed, last_loss = 0.0, 0, float("nan")
@@ -337,7 +224,7 @@ def train(cfg: StageTrainConfig, out_dir: str | Path, device: str | None = None,
             x, tgt = x.to(dev, non_blocking=True), _to(tgt, dev)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 out = model(x)
-            loss, terms = stage_loss(cfg.stage, out, tgt, cfg.loss_weights)
+            loss, terms = task.loss(out, tgt, cfg.loss_weights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"stage {cfg.stage}: non-finite loss at step {step}: {terms}")
             opt.zero_grad(set_to_none=True)
@@ -380,14 +267,14 @@ def train(cfg: StageTrainConfig, out_dir: str | Path, device: str | None = None,
         if save_final_weights:
             wdir = Path(weights_dir) if weights_dir is not None else out_dir / "weights"
             sps = t_train / max(1, n_timed)
-            entry = {"architecture": cfg.model, "train_scale": cfg.scale,
+            entry = {"architecture": cfg.model, "train_scale": cfg.scale, **task.manifest_fields(),
                      "training": {"command": command or " ".join(sys.argv), "steps": step,
                                   "data": D.describe(cfg), "holdout": {**holdout, "set": validator.describe()
                                                                        if validator else None},
                                   "variant": cfg.variant, "batch_size": cfg.batch_size, "lr": cfg.lr,
                                   "world_size": di.world_size, "device": str(dev),
                                   "seconds_per_step": sps, "final_loss": last_loss}}
-            rec = save_weights(_unwrap(model), wdir / f"stage{cfg.stage}_{cfg.variant}", entry)
+            rec = save_weights(unwrap(model), wdir / f"stage{cfg.stage}_{cfg.variant}", entry)
             weights_path = wdir / rec["file"]
     if log_f is not None:
         log_f.close()

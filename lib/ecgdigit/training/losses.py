@@ -1,4 +1,5 @@
-"""Losses of the stage models: thin traces, point heatmaps, orientation classes.
+"""Losses of the stage models: thin traces, point heatmaps, orientation classes (each stage's task,
+training/tasks.py, names its terms and their weights).
 
 All take logits and compute in float32 (safe under autocast); `valid` masks (B, 1, h, w) drop pixels
 that came from outside the captured image.
@@ -62,27 +63,3 @@ def line_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | 
 
 def orientation_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.05) -> torch.Tensor:
     return F.cross_entropy(logits.float(), target.long(), label_smoothing=label_smoothing)
-
-
-DEFAULT_WEIGHTS = {0: {"orientation": 1.0, "keypoints": 1.0},
-                   1: {"gridpoints": 1.0, "gridlines": 0.5},
-                   2: {"traces": 1.0}}
-
-
-def stage_loss(stage: int, out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor],
-               weights: dict | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss of a stage's outputs and each term's value (for the log)."""
-    w = dict(DEFAULT_WEIGHTS[stage])
-    w.update(weights or {})
-    terms: dict[str, torch.Tensor] = {}
-    if stage == 0:
-        terms["orientation"] = orientation_loss(out["orientation"], tgt["orientation"])
-        terms["keypoints"] = heatmap_focal_loss(out["keypoints"], tgt["keypoints"])
-    elif stage == 1:
-        v = tgt.get("valid")
-        terms["gridpoints"] = heatmap_focal_loss(out["gridpoints"], tgt["gridpoints"], v)
-        terms["gridlines"] = line_loss(out["gridlines"], tgt["gridlines"], v)
-    else:
-        terms["traces"] = trace_loss(out["traces"], tgt["traces"], tgt.get("valid"))
-    total = sum(w[k] * t for k, t in terms.items())
-    return total, {k: float(t.detach()) for k, t in terms.items()}

@@ -1,15 +1,9 @@
 """Training inputs and targets of the three stage models, made from one SyntheticImage.
 
-Frames and conventions (shared with inference, so the functions here are the reference):
-- stage 0 input: the captured image letterboxed to a square of side S: resized by f = S / long side,
-  placed at the TOP-LEFT, padded with LETTERBOX_PAD. An image point x maps to (x + 0.5) f - 0.5.
-- dense heads of stride s: output cell (i, j) is centred on input pixel (s j + (s - 1) / 2, s i + (s - 1) / 2)
-  (heatmap_coords / input_coords).
-- stage 1 input: the page normalized by a (perturbed) page -> image homography, at page scale `scale`:
-  normalized pixel (j, i) shows page point (j / scale, i / scale) (the CoordinateMap convention).
-- stage 2 input: the page rectified by the (slightly perturbed) truth map at `scale`, same convention.
-Every input is float32 CHW in 0..1; targets are float32 maps in 0..1 at the head's stride plus
-'valid' masks (0 where the input pixel came from outside the captured image).
+The frames they are made in (letterbox, dense-head strides, page scale) are models/frames.py's: the
+same conventions inference reads the models' outputs with. Every input is float32 CHW in 0..1;
+targets are float32 maps in 0..1 at the head's stride plus 'valid' masks (0 where the input pixel
+came from outside the captured image).
 """
 from __future__ import annotations
 
@@ -22,55 +16,21 @@ import numpy as np
 
 from ..config import LAYOUT_ROWS, PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap, apply_homography
-from ..geometry.orientation import undo_orientation
+from ..geometry.grid_map import major_lattice
+from ..geometry.orientation import rotate_map_source, undo_orientation
+from ..models.frames import heatmap_coords, letterbox, letterbox_points, out_shape, to_chw
+from ..synth.render import RenderStyle, render_page
 from ..synth.stroke import add_stroke
-from ..synth.truth import RenderedPage, SyntheticImage
+from ..synth.truth import EcgRecord, RenderedPage, SyntheticImage
 
 logger = logging.getLogger(__name__)
 
-LETTERBOX_PAD = 0  # stage-0 pad value (uint8): black, unlike any paper
 # Signal-area box used for the 4 corner key points: from 3 mV above the first row's baseline to 1 mV
 # below the rhythm strip's baseline, over the 10 s of signal.
 AREA_TOP_MV = 3.0
 AREA_BOTTOM_MV = 1.0
 
 Sample = tuple[np.ndarray, dict[str, np.ndarray]]
-
-
-# ---------------------------------------------------------------- coordinates
-def heatmap_coords(pts: np.ndarray, stride: int) -> np.ndarray:
-    """Input-pixel points -> coordinates in a dense output of `stride`."""
-    return (np.asarray(pts, np.float64) - (stride - 1) / 2.0) / stride
-
-
-def input_coords(pts: np.ndarray, stride: int) -> np.ndarray:
-    """Coordinates in a dense output of `stride` -> input pixels (inverse of heatmap_coords)."""
-    return np.asarray(pts, np.float64) * stride + (stride - 1) / 2.0
-
-
-def out_shape(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """Shape of a dense head's output for an input of `size` (the model's ceil rule)."""
-    return -(-int(size[0]) // stride), -(-int(size[1]) // stride)
-
-
-def letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """(side, side, 3) uint8: the image resized so its long side is `side`, top-left, padded."""
-    h, w = image.shape[:2]
-    f = side / max(h, w)
-    nh, nw = min(side, max(1, int(round(h * f)))), min(side, max(1, int(round(w * f))))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-    out = np.full((side, side, 3), LETTERBOX_PAD, np.uint8)
-    out[:nh, :nw] = small
-    return out, f
-
-
-def letterbox_points(pts: np.ndarray, f: float) -> np.ndarray:
-    """Image points -> letterboxed-input points (pixel-centre convention of cv2.resize)."""
-    return (np.asarray(pts, np.float64) + 0.5) * f - 0.5
-
-
-def to_chw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
 # ---------------------------------------------------------------- key points
@@ -106,9 +66,6 @@ def keypoint_page_positions(page: RenderedPage) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _reference_keypoints(layout: PaperLayout) -> tuple:
-    from ..synth.render import RenderStyle, render_page
-    from ..synth.truth import EcgRecord
-
     rec = EcgRecord("reference", 500, np.zeros((5000, 12), np.float32))
     page = render_page(rec, np.random.default_rng(0), layout, RenderStyle(show_header=False))
     pts = signal_area_corners(layout).tolist()
@@ -243,6 +200,15 @@ def upright_page_map(syn: SyntheticImage) -> tuple[CoordinateMap, np.ndarray]:
     return undo_orientation(syn.page_to_image, k), np.ascontiguousarray(np.rot90(syn.image, -k))
 
 
+def turned(syn: SyntheticImage, j: int) -> SyntheticImage:
+    """The same capture turned j more quarter turns (exact: image, map and orientation move together)."""
+    j %= 4
+    if j == 0:
+        return syn
+    return SyntheticImage(np.ascontiguousarray(np.rot90(syn.image, j)), syn.image_type,
+                          rotate_map_source(syn.page_to_image, j), (syn.orientation + j) % 4, syn.page, syn.record)
+
+
 def fit_homography(cmap: CoordinateMap, n: int = 12) -> np.ndarray:
     """Least-squares homography page -> image of a (possibly non-projective) map, from n x n points."""
     h, w = cmap.dst_size
@@ -268,8 +234,8 @@ def perturb_homography(H: np.ndarray, page_size: tuple[int, int], noise_px: floa
 class SmoothWarp:
     """A small smooth displacement of the page (page px): affine part plus one low-frequency wave.
 
-    __call__(q) = q + d(q); inverse(p) solves q + d(q) = p by fixed-point iteration (d is small and
-    smooth, so three steps are exact to well under 0.01 px).
+    __call__(q) = q + d(q); inverse(p) solves q + d(q) = p by four fixed-point steps (d is small and
+    smooth: with the training configs' warps the residual is under 1e-5 px, measured on 200 draws).
     """
 
     centre: np.ndarray
@@ -339,9 +305,7 @@ class NormalizedPage:
 
     def crossings(self, layout: PaperLayout = PAGE) -> np.ndarray:
         """(M, 2) true major-grid crossings in normalized px (NaN where outside the image)."""
-        from ..geometry.grid_map import major_lattice
-
-        pos, _ = major_lattice((layout.height, layout.width))
+        pos, _ = major_lattice(layout.shape)
         return self.page_points_to_normalized(pos)
 
     def page_points_to_normalized(self, pts: np.ndarray) -> np.ndarray:
@@ -364,8 +328,7 @@ class NormalizedPage:
         return h, v
 
     def window(self, x0: int, y0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        page = (PAGE.height, PAGE.width)
-        cmap = CoordinateMap.from_homography(self.H, page, self.upright.shape[:2], step=16)
+        cmap = CoordinateMap.from_homography(self.H, PAGE.shape, self.upright.shape[:2], step=16)
         return remap_window(cmap, self.upright, self.scale, x0, y0, h, w)
 
 
@@ -383,7 +346,7 @@ def stage1_sample(syn: SyntheticImage, scale: float, crop: tuple[int, int] | Non
                   layout: PaperLayout = PAGE) -> Sample:
     """A (random crop of the) normalized page; crossing heatmap, h/v line maps and the valid mask."""
     npage = normalized_page(syn, scale, noise_frac, rng)
-    full = (int(round(layout.height * scale)), int(round(layout.width * scale)))
+    full = layout.shape_at(scale)
     h, w = crop if crop is not None else full
     x0 = int(rng.integers(0, max(1, full[1] - w + 1))) if crop is not None else 0
     y0 = int(rng.integers(0, max(1, full[0] - h + 1))) if crop is not None else 0
@@ -415,7 +378,7 @@ def trace_width_px(scale: float, layout: PaperLayout = PAGE) -> float:
 def stage2_window(rng: np.random.Generator, scale: float, crop: tuple[int, int],
                   layout: PaperLayout = PAGE) -> tuple[int, int]:
     """Top-left (x0, y0) of a random crop, centred on a random row's signal, in rectified px."""
-    full_h, full_w = int(round(layout.height * scale)), int(round(layout.width * scale))
+    full_h, full_w = layout.shape_at(scale)
     h, w = crop
     r = int(rng.integers(len(layout.baselines_y)))
     cy = (layout.baselines_y[r] + rng.normal(0, 0.4) * layout.px_per_mv) * scale  # mostly on the trace
@@ -432,7 +395,7 @@ def stage2_sample(syn: SyntheticImage, scale: float, crop: tuple[int, int] | Non
     The page is rectified through truth(warp(q)), i.e. with a small geometric error; the masks are
     the true polylines p carried to the rectified frame by warp.inverse(p), so image and target agree.
     """
-    full = (int(round(layout.height * scale)), int(round(layout.width * scale)))
+    full = layout.shape_at(scale)
     h, w = crop if crop is not None else full
     x0, y0 = stage2_window(rng, scale, (h, w), layout) if crop is not None else (0, 0)
     img, valid = remap_window(syn.page_to_image, syn.image, scale, x0, y0, h, w, warp=warp)
