@@ -34,6 +34,23 @@ LATTICE_STEP = 8.0
 NO_TURNS = (1.0, 0.0, 0.0, 0.0)
 SCAN_TURNS = (0.88, 0.04, 0.04, 0.04)
 PHOTO_TURNS = (0.82, 0.06, 0.06, 0.06)
+REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
+
+# A black-and-white laser print of ECG-image-kit's red page, fitted to realdev's real scans
+# (tools/bench_fidelity.py prints the figures side by side): the red grid comes out dark grey,
+# printed as a halftone screen (dotted minor lines, dashed major ones), the trace as grey toner
+# that spreads to ~3.5 px, paper light grey with grain; the scanner then keeps those levels (no
+# push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
+BW_PRINT = {
+    "grid_dark": (170.0, 220.0),  # darkness of a major grid line's core (255 - grey)
+    "grid_gamma": (0.45, 0.6),  # minor lines' darkness relative to major: (24 / 179) ** gamma
+    "halftone": (0.5, 0.8),  # depth of the screen's modulation of the grid
+    "halftone_pitch": (3.0, 4.5),  # page px
+    "ink_dark": (200.0, 240.0),  # darkness of solid toner
+    "spread_sigma": (0.5, 0.8),  # page px: toner spread, widens the 2.1 px trace to ~3.5 px
+    "paper": (248.0, 254.0),
+    "grain": (1.0, 2.0),  # paper grain std, grey levels
+}
 
 
 @dataclass(frozen=True)
@@ -50,19 +67,22 @@ class TypeSpec:
     dirt: float = 0.0  # grime amount (0 = none)
     curl: float = 0.0  # max paper curl height, as a fraction of the page width
     turns: tuple[float, float, float, float] = NO_TURNS
+    # the page went through a black-and-white laser printer before the scan (bw_print below)
+    printed_bw: bool = False
+    scan_sizes: tuple[tuple[int, int], ...] = (SCAN_SIZE,)  # (h, w) before the turn, drawn uniformly
 
 
 IMAGE_TYPE_SPECS: dict[str, TypeSpec] = {
     "0001": TypeSpec("clean"),
     "0003": TypeSpec("scan", turns=SCAN_TURNS),
-    "0004": TypeSpec("scan", grey=True, turns=SCAN_TURNS),
+    "0004": TypeSpec("scan", grey=True, turns=SCAN_TURNS, printed_bw=True, scan_sizes=(SCAN_SIZE, REAL_BW_SCAN_SIZE)),
     "0005": TypeSpec("photo", creases=(0, 1), dirt=0.2, curl=0.05, turns=PHOTO_TURNS),
     "0006": TypeSpec("screen", turns=PHOTO_TURNS),
     "0009": TypeSpec("photo", stains=(1, 5), creases=(0, 1), dirt=0.3, curl=0.07, turns=PHOTO_TURNS),
     "0010": TypeSpec("photo", stains=(0, 2), creases=(1, 4), tears=(0, 2), holes=(0, 5), dirt=1.0, curl=0.06,
                      turns=PHOTO_TURNS),
     "0011": TypeSpec("scan", mould=(2, 12), dirt=0.3, turns=SCAN_TURNS),
-    "0012": TypeSpec("scan", grey=True, mould=(2, 12), dirt=0.3, turns=SCAN_TURNS),
+    "0012": TypeSpec("scan", grey=True, mould=(2, 12), dirt=0.3, turns=SCAN_TURNS, printed_bw=True),
 }
 assert set(IMAGE_TYPE_SPECS) == set(IMAGE_TYPES), "every image type needs a recipe"
 
@@ -148,7 +168,7 @@ def _clean(page_rgb: np.ndarray, k: int, size, params: dict) -> Degraded:
 def _draw_frame(spec: TypeSpec, rng: np.random.Generator, max_side: int | None) -> tuple[int, int]:
     """Capture frame (h, w) before the quarter turn."""
     if spec.capture == "scan":
-        h, w = SCAN_SIZE
+        h, w = spec.scan_sizes[int(rng.integers(len(spec.scan_sizes)))] if len(spec.scan_sizes) > 1 else spec.scan_sizes[0]
         if max_side is not None and max(h, w) > max_side:
             f = max_side / max(h, w)
             h, w = int(round(h * f)), int(round(w * f))
@@ -280,6 +300,8 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
         pitch = float(PAGE_SIZE[1] / rng.uniform(1000, 2560))
         params["screen_pitch_page_px"] = pitch
         rgb = cv2.GaussianBlur(rgb, (0, 0), 0.45 * pitch)
+    if spec.printed_bw:
+        rgb, params["bw_print"] = bw_print(rgb, rng)
     rgb_gain = None  # (H, W, 3) float32 multiplicative fields, only built when a texture needs them
     grey_gain = None
     if spec.stains[1] > 0:
@@ -307,7 +329,7 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
         halo = cv2.GaussianBlur(small, (0, 0), 3)[..., None] * np.array([0.05, 0.12, 0.35], np.float32)
         rgb = cv2.multiply(rgb, _to_gain_u8(1.0 - halo, PAGE_SIZE), scale=1.0 / 128)
         rgb = cv2.blendLinear(rgb, col, 1.0 - a, a)
-    if spec.capture != "screen":
+    if spec.capture != "screen" and not spec.printed_bw:
         # paper tint: slightly warm / grey off-white, uniform
         tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.88, 0.99)]) * rng.uniform(0.93, 1.0)
         rgb = cv2.multiply(rgb, (*tint.tolist(), 0.0))
@@ -318,6 +340,30 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
     if n_t or n_h:
         rgba[..., 3], params["missing"] = tx.paper_alpha(rng, PAGE_SIZE, n_t, n_h)
     return rgba
+
+
+def bw_print(page_rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The red ECG page as a black-and-white laser printer puts it on paper (grey RGB uint8), see BW_PRINT."""
+    p = {k: float(rng.uniform(*v)) for k, v in BW_PRINT.items()}
+    f = page_rgb.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    ink = 255.0 - r  # the red grid is invisible in the red channel: what is left is the trace and text
+    lum = 0.299 * r + 0.587 * g + 0.114 * b
+    grid = np.clip(r - lum, 0.0, None) / 179.0  # 1 on a full major line (255, 0, 0), 0.13 on a minor one
+    rel = np.power(np.minimum(grid, 1.0), p["grid_gamma"], dtype=np.float32)
+    h, w = grid.shape
+    # a 45-degree halftone screen: light tones (minor lines) print as dots, full tones (major lines) solid
+    k = 2 * np.pi / p["halftone_pitch"]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    screen = 0.5 + 0.5 * np.cos(k * (xx + yy) / np.sqrt(2)) * np.cos(k * (xx - yy) / np.sqrt(2))
+    depth = p["halftone"] * (1.0 - rel)
+    grid = p["grid_dark"] * rel * (1.0 - depth + depth * 2.0 * screen)
+    ink = cv2.GaussianBlur(ink, (0, 0), p["spread_sigma"]) * (p["ink_dark"] / 255.0)
+    dark = 255.0 - (255.0 - np.maximum(ink, grid))  # toner where either prints; no double layers
+    grain = rng.standard_normal((h // 2, w // 2)).astype(np.float32) * p["grain"]
+    paper = p["paper"] + cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = np.clip(paper - dark * (paper / 255.0), 0, 255).astype(np.uint8)
+    return cv2.merge([out, out, out]), {k: round(v, 3) for k, v in p.items()}
 
 
 def _to_gain_u8(gain: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -335,6 +381,8 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
     lo = tx.low_res_shape(frame, 256)
     scan = spec.capture == "scan"
     gain = tx.lighting_gain(rng, lo, rng.uniform(0.02, 0.08) if scan else rng.uniform(0.1, 0.4))
+    if spec.printed_bw:  # BW_PRINT's paper level is the scanned one: light falls off from it, not around it
+        gain /= float(np.percentile(gain, 90))
     gain = np.repeat(gain[..., None], 3, axis=2)
     add = None
     if not scan:
@@ -394,7 +442,7 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
     if img.ndim == 3 and not scan:  # chroma noise, blotchy (drawn at quarter resolution)
         c, off = _noise_u8(rng, (max(1, frame[0] // 4), max(1, frame[1] // 4), 3), 0.8 * nsig)
         img = cv2.addWeighted(img, 1.0, cv2.resize(c, (frame[1], frame[0]), interpolation=cv2.INTER_LINEAR), 1.0, -off)
-    if spec.grey:
+    if spec.grey and not spec.printed_bw:
         # black-and-white scanners push paper to white and ink to black
         lo_v, hi_v = rng.uniform(10, 60), rng.uniform(190, 240)
         img = cv2.LUT(img, np.clip((np.arange(256) - lo_v) * (255.0 / (hi_v - lo_v)), 0, 255).astype(np.uint8))
