@@ -40,7 +40,7 @@ from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402
 from ecgdigit.synth.generate import make_image  # noqa: E402
 from ecgdigit.synth.real_signals import load_truth_record  # noqa: E402
-from ecgdigit.synth.render import NO_PULSE, draw_style, render_page  # noqa: E402
+from ecgdigit.synth.render import MATPLOTLIB_STROKE_OFFSET, NO_PULSE, draw_style, render_page  # noqa: E402
 
 logger = logging.getLogger("bench_fidelity")
 
@@ -51,7 +51,8 @@ REALDEV = Path(__file__).resolve().parents[1].parent / "shared" / "realdev"
 class FolderKind:
     """How a folder's pages are laid out: its image type and whether rows start with the pulse.
 
-    Everything else (trace grey, grid drawing, header) is drawn by the generator as for training.
+    Both are ECG-image-kit (matplotlib) pages: the grid snapped and drawn in axis order, strokes half
+    a pixel up-left (render.RenderStyle); the rest (trace grey, header) is drawn as for training.
     """
 
     image_type: str
@@ -115,7 +116,8 @@ def synthetic_twin(folder: CompetitionFolder, image_id: str, fs: int, kind: Fold
     rec = load_truth_record(folder.test_truth_path(image_id), image_id, fs)
     rng = np.random.default_rng(int(image_id) % (2 ** 32))
     # ECG-image-kit plots each lead on its own, in consecutive windows
-    style = replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False, simultaneous_columns=False)
+    style = replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False, simultaneous_columns=False,
+                    snap_grid=True, axis_grid_order=True, stroke_offset_px=MATPLOTLIB_STROKE_OFFSET)
     page = render_page(rec, rng, PAGE if kind.pulse else NO_PULSE, style)
     kw = {"size": size} if kind.image_type != "0001" else {}
     im = make_image(rec, kind.image_type, rng, page=page, orientation=0, **kw)

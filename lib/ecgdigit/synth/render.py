@@ -63,6 +63,11 @@ class RenderStyle:
     # the light horizontal minor lines then cross the red vertical major lines, which look dashed on
     # ECG-image-kit's pages (realdev renders_kaggle_look); False: all minor lines, then all major
     axis_grid_order: bool = False
+    # matplotlib (ECG-image-kit) puts a path's coordinate on a pixel's corner, not its centre: its
+    # strokes land half a pixel left of and above where the layout's pixel-centre coordinates put
+    # them (measured on realdev renders_kaggle_look: traces -0.5, -0.5 px against the kit's drawing,
+    # the grid lines where the kit's snapped grid has them). page.traces hold the strokes as drawn.
+    stroke_offset_px: float = 0.0
     # every column shows the record's first 2.5 s (some printers; ECG-image-kit in one of its runs)
     simultaneous_columns: bool = False
 
@@ -70,6 +75,7 @@ class RenderStyle:
 # Share of pages drawn as ECG-image-kit's matplotlib draws them (grid snapped to pixel centres, in
 # axis order; realdev's renders all are); the rest keep the exact grid so readers stay robust to both.
 MATPLOTLIB_GRID_RATE = 0.6
+MATPLOTLIB_STROKE_OFFSET = -0.5  # see RenderStyle.stroke_offset_px
 
 
 def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderStyle:
@@ -77,7 +83,7 @@ def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderSt
                         show_header=bool(rng.random() < 0.8),
                         connect_columns=bool(rng.random() < CONNECTED_COLUMNS_RATE))
     mpl = bool(rng.random() < MATPLOTLIB_GRID_RATE)
-    return replace(style, snap_grid=mpl, axis_grid_order=mpl)
+    return replace(style, snap_grid=mpl, axis_grid_order=mpl, stroke_offset_px=MATPLOTLIB_STROKE_OFFSET if mpl else 0.0)
 
 
 # ---------------------------------------------------------------- grid (cached per layout)
@@ -271,7 +277,8 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
     grey = int(np.clip(style.trace_grey, 0, 255))
     trace_w = layout.trace_line_pt * layout.px_per_pt
 
-    rows = row_polylines(record, layout, style.simultaneous_columns)
+    off = np.float32(style.stroke_offset_px)
+    rows = [[s + off for s in segs] for segs in row_polylines(record, layout, style.simultaneous_columns)]
     traces: list[np.ndarray] = []
     for r, segs in enumerate(rows):
         traces.append(np.concatenate(segs, axis=0))
@@ -279,14 +286,14 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
         for s in drawn:
             _paint(img, s, trace_w, grey)
         if style.show_calibration:
-            _paint(img, _calibration_pulse(layout, r, record.fs), _CALIB_WIDTH_FACTOR * trace_w, grey)
+            _paint(img, _calibration_pulse(layout, r, record.fs) + off, _CALIB_WIDTH_FACTOR * trace_w, grey)
         if style.show_ticks and len(segs) > 1:
             half = 0.5 * layout.column_tick_mv * layout.px_per_mv
             y0 = layout.baselines_y[r]
             for c in range(1, N_COLUMNS):
                 # at the end of column c-1: t = 2.5 (c-1) + n_short / fs
                 x = layout.time_to_x((c - 1) * SHORT_LEAD_S + int(SHORT_LEAD_S * record.fs) / record.fs)
-                tick = np.array([[x, y0 - half], [x, y0 + half]])  # a vertical jump: x-monotone
+                tick = np.array([[x, y0 - half], [x, y0 + half]]) + off  # a vertical jump: x-monotone
                 _paint(img, tick, _TICK_WIDTH_FACTOR * trace_w, grey)
 
     font = _font(layout.label_font_pt * layout.px_per_pt)
