@@ -15,7 +15,8 @@ paper and ink grey, major/minor grid darkness, trace line width, noise, edge sha
 The last line is `fidelity gap: <max |gap| over folders> dB`.
 
 renders_no_pulse is left out by default: 30 of its 58 pages print every column from 0 s while its
-truth gives consecutive windows, so a synthetic twin drawn from that truth is not the same page.
+truth gives consecutive windows, so a synthetic twin drawn from that truth is not the same page;
+`--folders renders_no_pulse` reads its 28 pages with consecutive columns (sources hr_gt / lr_gt).
 """
 from __future__ import annotations
 
@@ -57,12 +58,27 @@ class FolderKind:
 
     image_type: str
     pulse: bool
+    # keep only pages whose sources.csv source contains one of these (None: all)
+    sources: tuple[str, ...] | None = None
 
 
 KINDS: dict[str, FolderKind] = {
     "renders_kaggle_look": FolderKind("0001", pulse=True),
     "real_scans": FolderKind("0004", pulse=True),  # its README says no pulse; the pages show one
+    # optional: only the pages with consecutive columns (the source's hr_gt / lr_gt renders); its
+    # records100 / records500 pages print every column from 0 s, which its truth does not describe
+    "renders_no_pulse": FolderKind("0001", pulse=False, sources=("/hr_gt/", "/lr_gt/")),
 }
+DEFAULT_FOLDERS = ("renders_kaggle_look", "real_scans")
+
+
+def folder_ids(folder: CompetitionFolder, kind: FolderKind) -> list[str]:
+    ids = folder.test_ids()
+    if kind.sources is None:
+        return ids
+    src = pd.read_csv(folder.root / "sources.csv", dtype={"id": str})
+    keep = {str(i) for i, s in zip(src["id"], src["source"]) if any(k in str(s) for k in kind.sources)}
+    return [i for i in ids if i in keep]
 
 
 # ---------------------------------------------------------------- image statistics
@@ -73,7 +89,7 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
     """Simple appearance figures of a page image, on the 2200 px page scale.
 
     paper: grey level of the paper (90th percentile); ink: the darkest 0.2 %; grid_major / grid_minor:
-    how much darker than paper the column medians of the signal area are at their darkest 1.5 % /
+    how much darker than paper the column medians (80-row strips) of the signal area are at their darkest 1.5 % /
     10 % (a major line every 5 mm covers ~3.5 % of the columns, minor lines ~14 %); line_w_px: the
     mean vertical run of ink (pixels darker than a third of the way from ink to paper, runs of
     1-10 px: flat stretches of the trace); noise: std of grey minus its 3x3 median on paper;
@@ -88,9 +104,10 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
     paper = float(np.percentile(g, 90))
     ink = float(np.percentile(g, 0.2))
     area = g[int(0.35 * h):int(0.95 * h), int(0.05 * w):int(0.95 * w)]
-    col_med = np.median(area, axis=0)
-    grid_major = paper - float(np.percentile(col_med, 1.5))
-    grid_minor = paper - float(np.percentile(col_med, 10))
+    # column medians over 80-row strips, so a scan turned by a degree still keeps a line in one column
+    strips = [np.median(area[i:i + 80], axis=0) for i in range(0, area.shape[0] - 79, 80)]
+    grid_major = paper - float(np.mean([np.percentile(c, 1.5) for c in strips]))
+    grid_minor = paper - float(np.mean([np.percentile(c, 10) for c in strips]))
     dark = area < ink + (paper - ink) / 3.0
     runs = []
     d = np.diff(np.pad(dark, ((1, 1), (0, 0))).astype(np.int8), axis=0)
@@ -163,7 +180,8 @@ def signal_stats(roots: list[Path]) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--realdev", type=Path, default=REALDEV, help=f"realdev folder (default {REALDEV})")
-    p.add_argument("--folders", nargs="+", default=list(KINDS), choices=list(KINDS))
+    p.add_argument("--folders", nargs="+", default=list(DEFAULT_FOLDERS), choices=list(KINDS),
+                   help=f"default {' '.join(DEFAULT_FOLDERS)}; renders_no_pulse: its consecutive-column pages only")
     p.add_argument("--limit", type=int, default=None, help="first N images of each folder")
     p.add_argument("--classical", action="store_true", help="Pipeline(): classical stages, no weights")
     p.add_argument("--weights", type=Path, default=None)
@@ -194,7 +212,8 @@ def main(argv=None) -> float:
         kind = KINDS[name]
         folder = CompetitionFolder(args.realdev / name)
         test = folder.test()
-        ids = folder.test_ids()[: args.limit] if args.limit else folder.test_ids()
+        ids = folder_ids(folder, kind)
+        ids = ids[: args.limit] if args.limit else ids
         real_preds, syn_preds, truths, real_st, syn_st = {}, {}, {}, [], []
         for image_id in ids:
             rows = test[test["id"] == image_id]
@@ -216,6 +235,9 @@ def main(argv=None) -> float:
         print(f"{name}: {len(ids)} images, type {kind.image_type}: real {r.score_db:.2f} dB, synthetic "
               f"{s.score_db:.2f} dB, gap {gap:+.2f} dB (median image real {np.median(r.per_image['snr_db']):.2f}, "
               f"synthetic {np.median(s.per_image['snr_db']):.2f})")
+        syn_db = dict(zip(s.per_image["id"].astype(str), s.per_image["snr_db"]))
+        pairs = sorted((a, syn_db[str(i)]) for i, a in zip(r.per_image["id"].astype(str), r.per_image["snr_db"]))
+        print("  per image real/synthetic dB (by real): " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in pairs))
         print(f"  {'image':10}" + "".join(f" {k:>10}" for k in STAT_NAMES) + "   (medians over the folder)")
         med = lambda st: {k: float(np.median([x[k] for x in st])) for k in STAT_NAMES}  # noqa: E731
         print(_fmt_stats("real", med(real_st)))

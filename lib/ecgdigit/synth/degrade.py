@@ -42,14 +42,15 @@ REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
 # that spreads to ~3.5 px, paper light grey with grain; the scanner then keeps those levels (no
 # push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
 BW_PRINT = {
-    "grid_dark": (170.0, 220.0),  # darkness of a major grid line's core (255 - grey)
-    "grid_gamma": (0.45, 0.6),  # minor lines' darkness relative to major: (24 / 179) ** gamma
+    "grid_dark": (140.0, 185.0),  # darkness of a major grid line's core (255 - grey)
+    "grid_gamma": (0.6, 0.75),  # minor lines' darkness relative to major: (24 / 179) ** gamma
     "halftone": (0.5, 0.8),  # depth of the screen's modulation of the grid
     "halftone_pitch": (3.0, 4.5),  # page px
-    "ink_dark": (200.0, 240.0),  # darkness of solid toner
-    "spread_sigma": (0.5, 0.8),  # page px: toner spread, widens the 2.1 px trace to ~3.5 px
-    "paper": (248.0, 254.0),
-    "grain": (1.0, 2.0),  # paper grain std, grey levels
+    "ink_dark": (190.0, 225.0),  # darkness of solid toner
+    "dot_gain": (0.1, 0.4),  # px the toner widens a stroke by (the 2.1 px trace reads 2.2-2.5 px on the scans)
+    "spread_sigma": (0.6, 0.9),  # page px: the toner's soft edge
+    "paper": (250.0, 255.0),
+    "grain": (0.3, 1.0),  # paper grain std, grey levels
 }
 
 
@@ -345,24 +346,28 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
 def bw_print(page_rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The red ECG page as a black-and-white laser printer puts it on paper (grey RGB uint8), see BW_PRINT."""
     p = {k: float(rng.uniform(*v)) for k, v in BW_PRINT.items()}
-    f = page_rgb.astype(np.float32)
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    ink = 255.0 - r  # the red grid is invisible in the red channel: what is left is the trace and text
-    lum = 0.299 * r + 0.587 * g + 0.114 * b
-    grid = np.clip(r - lum, 0.0, None) / 179.0  # 1 on a full major line (255, 0, 0), 0.13 on a minor one
-    rel = np.power(np.minimum(grid, 1.0), p["grid_gamma"], dtype=np.float32)
-    h, w = grid.shape
-    # a 45-degree halftone screen: light tones (minor lines) print as dots, full tones (major lines) solid
-    k = 2 * np.pi / p["halftone_pitch"]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    screen = 0.5 + 0.5 * np.cos(k * (xx + yy) / np.sqrt(2)) * np.cos(k * (xx - yy) / np.sqrt(2))
+    r = np.ascontiguousarray(page_rgb[..., 0])
+    # the red grid is invisible in the red channel and dark in the luminance: red minus luminance is
+    # the grid alone (179 on a full major line (255, 0, 0), 24 on a minor one), the red channel the ink
+    v = cv2.subtract(r, cv2.cvtColor(page_rgb, cv2.COLOR_RGB2GRAY))
+    rel = np.minimum(np.arange(256, dtype=np.float32) / 179.0, 1.0) ** np.float32(p["grid_gamma"])
+    # a 45-degree halftone screen: light tones (minor lines) print as dots, full tones (major lines)
+    # solid; cos(k(x+y)/sqrt2) cos(k(x-y)/sqrt2) = (cos(sqrt2 k x) + cos(sqrt2 k y)) / 2
     depth = p["halftone"] * (1.0 - rel)
-    grid = p["grid_dark"] * rel * (1.0 - depth + depth * 2.0 * screen)
-    ink = cv2.GaussianBlur(ink, (0, 0), p["spread_sigma"]) * (p["ink_dark"] / 255.0)
-    dark = 255.0 - (255.0 - np.maximum(ink, grid))  # toner where either prints; no double layers
-    grain = rng.standard_normal((h // 2, w // 2)).astype(np.float32) * p["grain"]
-    paper = p["paper"] + cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = np.clip(paper - dark * (paper / 255.0), 0, 255).astype(np.uint8)
+    solid, screened = np.take(p["grid_dark"] * rel * (1.0 - depth), v), np.take(2.0 * p["grid_dark"] * rel * depth, v)
+    h, w = r.shape
+    k = np.float32(np.sqrt(2.0) * 2 * np.pi / p["halftone_pitch"])
+    screen = 0.5 + 0.25 * (np.cos(k * np.arange(w, dtype=np.float32))[None, :]
+                           + np.cos(k * np.arange(h, dtype=np.float32))[:, None])
+    grid = solid + screened * screen
+    # dot gain: toner spreads the stroke by about `dot_gain` px with a solid core, then softens its edges
+    ink = 255.0 - r.astype(np.float32)
+    ink = cv2.addWeighted(ink, 1.0 - p["dot_gain"], cv2.dilate(ink, np.ones((2, 2), np.uint8)), p["dot_gain"], 0.0)
+    ink = cv2.GaussianBlur(ink, (0, 0), p["spread_sigma"]) * np.float32(p["ink_dark"] / 255.0)
+    dark = np.maximum(ink, grid)  # toner where either prints; never a double layer
+    grain = (rng.standard_normal((h // 2, w // 2), dtype=np.float32) * np.float32(p["grain"]))
+    paper = np.float32(p["paper"]) + cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = np.clip(paper - dark * (paper * np.float32(1 / 255.0)), 0, 255).astype(np.uint8)
     return cv2.merge([out, out, out]), {k: round(v, 3) for k, v in p.items()}
 
 
@@ -417,7 +422,8 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
         img = cv2.transform(img, w[None, :].astype(np.float32))
         params["grey_weights"] = np.round(w, 3).tolist()
     # optics: blur (defocus, and sometimes a little motion for photos)
-    sigma = float(rng.uniform(0.3, 0.8) if scan else rng.uniform(0.4, 1.3) * max(1.0, _local_scale(warp) * 0.8))
+    # a laser print's toner edges are already soft (BW_PRINT's spread): its scans measure sharper
+    sigma = float((rng.uniform(0.2, 0.5) if spec.printed_bw else rng.uniform(0.3, 0.8)) if scan else rng.uniform(0.4, 1.3) * max(1.0, _local_scale(warp) * 0.8))
     img = cv2.GaussianBlur(img, (0, 0), sigma)
     params["blur_sigma"] = sigma
     if not scan and rng.random() < 0.2:
@@ -429,7 +435,7 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
         img = cv2.filter2D(img, -1, kern / max(float(kern.sum()), 1e-6))
         params["motion_blur_px"] = L
     # sensor noise: luma (scans per pixel; photos correlated by demosaicing, drawn at half res) + chroma
-    nsig = float(rng.uniform(1.0, 4.0) if scan else rng.uniform(2.0, 6.0))
+    nsig = float((rng.uniform(0.5, 1.8) if spec.printed_bw else rng.uniform(1.0, 4.0)) if scan else rng.uniform(2.0, 6.0))
     params["noise_sigma"] = nsig
     if scan:
         n, off = _noise_u8(rng, frame, nsig)
