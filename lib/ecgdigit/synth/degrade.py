@@ -38,9 +38,9 @@ REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
 
 # A black-and-white laser print of ECG-image-kit's red page, fitted to realdev's real scans
 # (tools/bench_fidelity.py prints the figures side by side): the red grid comes out dark grey,
-# printed as a halftone screen (dotted minor lines, dashed major ones), the trace as grey toner
-# that spreads to ~3.5 px, paper light grey with grain; the scanner then keeps those levels (no
-# push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
+# printed as a halftone screen (dotted minor lines, dashed major ones), the trace as dark-grey
+# toner slightly wider than drawn, paper light grey with grain; the scanner then keeps those levels
+# (no push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
 BW_PRINT = {
     "grid_dark": (140.0, 185.0),  # darkness of a major grid line's core (255 - grey)
     "grid_gamma": (0.6, 0.75),  # minor lines' darkness relative to major: (24 / 179) ** gamma
