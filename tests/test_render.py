@@ -122,14 +122,15 @@ def test_real_stroke_widths_match_the_printed_pens():
 def test_rhythm_strip_is_lead_ii_and_rows_follow_layout():
     rec = simulate_record(np.random.default_rng(4), 256)
     page = render_page(rec, np.random.default_rng(0))
-    mv = (PAGE.baselines_y[3] - page.traces[3][:, 1].astype(np.float64)) / PAGE.px_per_mv
+    off = page.stroke_offset_px  # matplotlib-style pages draw strokes half a pixel up-left
+    mv = (PAGE.baselines_y[3] - (page.traces[3][:, 1].astype(np.float64) - off)) / PAGE.px_per_mv
     assert np.max(np.abs(mv - rec.lead("II"))) < 1e-3
     n = int(2.5 * 256)
     for r, leads in enumerate(LAYOUT_ROWS[:3]):
-        mv = (PAGE.baselines_y[r] - page.traces[r][:, 1].astype(np.float64)) / PAGE.px_per_mv
+        mv = (PAGE.baselines_y[r] - (page.traces[r][:, 1].astype(np.float64) - off)) / PAGE.px_per_mv
         for c, lead in enumerate(leads):
             assert np.max(np.abs(mv[c * n:(c + 1) * n] - rec.lead(lead)[c * n:(c + 1) * n])) < 1e-3
-            t = (page.traces[r][c * n:(c + 1) * n, 0] - PAGE.signal_x0) / PAGE.px_per_s
+            t = (page.traces[r][c * n:(c + 1) * n, 0] - off - PAGE.signal_x0) / PAGE.px_per_s
             assert np.allclose(t, c * 2.5 + np.arange(n) / 256, atol=1e-4)
 
 

@@ -321,7 +321,8 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
             y += 0.5 * layout.px_per_mv
     if style.show_frame:
         _draw_frame(img, layout)
-    return RenderedPage(image=img, traces=traces, label_boxes=label_boxes, layout=layout)
+    return RenderedPage(image=img, traces=traces, label_boxes=label_boxes, layout=layout,
+                        stroke_offset_px=float(style.stroke_offset_px))
 
 
 # ---------------------------------------------------------------- training targets

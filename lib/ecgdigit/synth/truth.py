@@ -42,6 +42,9 @@ class RenderedPage:
     traces: list[np.ndarray]  # per printed row, (k, 2) float32 polyline (x, y) as drawn
     label_boxes: dict[str, tuple[float, float, float, float]]  # "{row}_{col}_{lead}" -> x0, y0, x1, y1
     layout: PaperLayout = field(default_factory=lambda: PAGE)
+    # strokes drawn this far right/down of the layout's coordinates (render.RenderStyle.stroke_offset_px):
+    # traces hold the drawn positions; subtract it to get back the layout's (signal) positions
+    stroke_offset_px: float = 0.0
 
 
 @dataclass
