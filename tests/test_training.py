@@ -225,12 +225,20 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert time.time() - t0 < 120
 
 
+def _kit_page(rec):
+    """The record as ECG-image-kit draws it (matplotlib: strokes half a pixel up-left)."""
+    from ecgdigit.synth.render import RenderStyle, matplotlib_look
+
+    return render_page(rec, np.random.default_rng(3), style=matplotlib_look(RenderStyle()))
+
+
 def test_competition_source_clean_images(tmp_path, record_page):
     import cv2
 
     from ecgdigit.training.data import CompetitionSource
 
-    rec, page = record_page
+    rec, _ = record_page
+    page = _kit_page(rec)
     (tmp_path / "train" / "7").mkdir(parents=True)
     (tmp_path / "train.csv").write_text(f"id,fs,sig_len\n7,{rec.fs},{rec.n_samples}\n")
     rec.to_competition_frame().to_csv(tmp_path / "train" / "7" / "7.csv", index=False)
@@ -272,7 +280,8 @@ def test_competition_source_reads_realdev_layout(tmp_path, record_page):
     from ecgdigit.synth.render import NO_PULSE, RenderStyle
     from ecgdigit.training.data import CompetitionSource
 
-    rec, page = record_page
+    rec, _ = record_page
+    page = _kit_page(rec)
     # the same record drawn without the pulse: its signal starts one square left of the labels' place
     shifted = render_page(rec, np.random.default_rng(1), NO_PULSE, RenderStyle(show_calibration=False))
     _realdev_layout_folder(tmp_path, rec, page, shifted)

@@ -41,7 +41,7 @@ from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
 from ecgdigit.metric import score_records  # noqa: E402
 from ecgdigit.synth.generate import make_image  # noqa: E402
 from ecgdigit.synth.real_signals import load_truth_record  # noqa: E402
-from ecgdigit.synth.render import MATPLOTLIB_STROKE_OFFSET, NO_PULSE, draw_style, render_page  # noqa: E402
+from ecgdigit.synth.render import NO_PULSE, draw_style, matplotlib_look, render_page  # noqa: E402
 
 logger = logging.getLogger("bench_fidelity")
 
@@ -133,8 +133,8 @@ def synthetic_twin(folder: CompetitionFolder, image_id: str, fs: int, kind: Fold
     rec = load_truth_record(folder.test_truth_path(image_id), image_id, fs)
     rng = np.random.default_rng(int(image_id) % (2 ** 32))
     # ECG-image-kit plots each lead on its own, in consecutive windows
-    style = replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False, simultaneous_columns=False,
-                    snap_grid=True, axis_grid_order=True, stroke_offset_px=MATPLOTLIB_STROKE_OFFSET)
+    style = matplotlib_look(replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False,
+                                    simultaneous_columns=False))
     page = render_page(rec, rng, PAGE if kind.pulse else NO_PULSE, style)
     kw = {"size": size} if kind.image_type != "0001" else {}
     im = make_image(rec, kind.image_type, rng, page=page, orientation=0, **kw)

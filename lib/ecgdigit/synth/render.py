@@ -78,12 +78,16 @@ MATPLOTLIB_GRID_RATE = 0.6
 MATPLOTLIB_STROKE_OFFSET = -0.5  # see RenderStyle.stroke_offset_px
 
 
+def matplotlib_look(style: RenderStyle) -> RenderStyle:
+    """`style` as ECG-image-kit's matplotlib draws it: snapped grid in axis order, strokes offset."""
+    return replace(style, snap_grid=True, axis_grid_order=True, stroke_offset_px=MATPLOTLIB_STROKE_OFFSET)
+
+
 def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderStyle:
     style = RenderStyle(trace_grey=int(rng.integers(0, layout.trace_grey_max + 1)),
                         show_header=bool(rng.random() < 0.8),
                         connect_columns=bool(rng.random() < CONNECTED_COLUMNS_RATE))
-    mpl = bool(rng.random() < MATPLOTLIB_GRID_RATE)
-    return replace(style, snap_grid=mpl, axis_grid_order=mpl, stroke_offset_px=MATPLOTLIB_STROKE_OFFSET if mpl else 0.0)
+    return matplotlib_look(style) if rng.random() < MATPLOTLIB_GRID_RATE else style
 
 
 # ---------------------------------------------------------------- grid (cached per layout)

@@ -198,13 +198,17 @@ class CompetitionSource:
 
     def load(self, k: int) -> SyntheticImage | None:
         from ..geometry.coordinate_map import CoordinateMap
-        from ..synth.render import row_polylines
+        from ..synth.render import MATPLOTLIB_STROKE_OFFSET, row_polylines
 
         image_id, fs, image_type = self.items[k]
         image = (self.folder.test_image(image_id) if self.test_layout
                  else self.folder.train_image(image_id, image_type))
         rec = self.record(image_id, fs)
-        page = RenderedPage(image=image, traces=[np.concatenate(s, 0) for s in row_polylines(rec)], label_boxes={})
+        # real pages are ECG-image-kit's: matplotlib draws the strokes half a pixel up-left of the
+        # layout's pixel-centre coordinates; the labels are where the ink is, as on synthetic pages
+        off = np.float32(MATPLOTLIB_STROKE_OFFSET)
+        page = RenderedPage(image=image, traces=[np.concatenate(s, 0) + off for s in row_polylines(rec)],
+                            label_boxes={}, stroke_offset_px=float(off))
         size = (PAGE.height, PAGE.width)
         from ..stages.trace_reading import ink_from_rgb, read_row_curves
 
