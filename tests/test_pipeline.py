@@ -10,6 +10,7 @@ from ecgdigit.pipeline import Pipeline, PipelineOptions, UnreadableImage
 from ecgdigit.stages.layout_registration import register_to_layout, shifted
 from ecgdigit.stages.page_detection import classical_orientation
 from ecgdigit.synth.generate import make_image, random_record
+from ecgdigit.synth.realism import SIGNAL_PLAIN, SIGNAL_REALISTIC
 from ecgdigit.synth.render import trace_masks
 
 
@@ -19,9 +20,9 @@ def _score(rec, digitized):
     return score_image(truth, preds, rec.fs)
 
 
-def _image(seed, image_type, fs=500, **kw):
+def _image(seed, image_type, fs=500, realism=SIGNAL_REALISTIC, **kw):
     rng = np.random.default_rng(seed)
-    rec = random_record(rng, str(seed), fs=fs)
+    rec = random_record(rng, str(seed), fs=fs, realism=realism)
     return rec, make_image(rec, image_type, rng, **kw)
 
 
@@ -48,7 +49,9 @@ def test_classical_reading_with_oracle_geometry_on_a_clean_page():
 
 
 def test_full_classical_pipeline_on_a_turned_colour_scan():
-    rec, im = _image(3, "0003", orientation=2)
+    # plain signals: with realdev's chest-lead spread this record's V3 and V4 run into each other's
+    # rows (7.7 dB), a reading problem the benchmark measures; this test is about the geometry
+    rec, im = _image(3, "0003", orientation=2, realism=SIGNAL_PLAIN)
     res = Pipeline().run(im.image)
     assert res.stage0.orientation == 2
     assert res.stage1.method == "grid"

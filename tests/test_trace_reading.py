@@ -7,6 +7,7 @@ from ecgdigit.digitized import Digitized, lead_rows
 from ecgdigit.stages.lead_physics import LIMB_BASIS, reconcile_limb_leads
 from ecgdigit.stages.signal_assembly import assemble_leads
 from ecgdigit.synth.generate import make_image, random_record
+from ecgdigit.synth.realism import SIGNAL_PLAIN
 from ecgdigit.synth.render import oracle_row_curves
 from ecgdigit.stages import trace_reading
 from ecgdigit.stages.stage2_read import rectify_for_reading
@@ -67,7 +68,7 @@ def test_a_row_that_jumped_onto_a_neighbours_stroke_is_read_again(monkeypatch):
     wave: where two rows' curves share a stroke, the one that jumped onto it is read again without
     the other's stroke. Its error against the drawn trace must fall, the other rows' must not move."""
     rng = np.random.default_rng(910018)
-    im = make_image(random_record(rng, "r"), "0001", rng)
+    im = make_image(random_record(rng, "r", realism=SIGNAL_PLAIN), "0001", rng)  # the record as found (SYNTH_VERSION 3)
     scale = 2.0
     ink = ink_from_rgb(rectify_for_reading(im.image, im.page_to_image, scale))
     truth = oracle_row_curves(im.page, scale)

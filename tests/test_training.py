@@ -226,12 +226,20 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert time.time() - t0 < 120
 
 
+def _kit_page(rec):
+    """The record as ECG-image-kit draws it (matplotlib: strokes half a pixel up-left)."""
+    from ecgdigit.synth.render import RenderStyle, matplotlib_look
+
+    return render_page(rec, np.random.default_rng(3), style=matplotlib_look(RenderStyle()))
+
+
 def test_competition_source_clean_images(tmp_path, record_page):
     import cv2
 
     from ecgdigit.training.data import CompetitionSource
 
-    rec, page = record_page
+    rec, _ = record_page
+    page = _kit_page(rec)
     (tmp_path / "train" / "7").mkdir(parents=True)
     (tmp_path / "train.csv").write_text(f"id,fs,sig_len\n7,{rec.fs},{rec.n_samples}\n")
     rec.to_competition_frame().to_csv(tmp_path / "train" / "7" / "7.csv", index=False)
@@ -245,3 +253,53 @@ def test_competition_source_clean_images(tmp_path, record_page):
     x, t = T.stage2_sample(syn, 1.0, (128, 384), 1, np.random.default_rng(2), warp=None)
     on = t["traces"].max(0) > 0.5
     assert on.sum() > 100 and x.max(0)[on].mean() < x.max(0)[~on].mean() - 0.3
+
+
+def _realdev_layout_folder(root: Path, rec, page, no_pulse_page=None) -> None:
+    """A scored test folder as ../shared/realdev lays it out: test.csv, test/, test_truth/."""
+    import cv2
+
+    from ecgdigit.synth.competition_writer import test_csv_rows
+
+    (root / "test").mkdir(parents=True)
+    (root / "test_truth").mkdir()
+    rows, types = [], []
+    for rid, pg in (("7", page), ("8", no_pulse_page)):
+        if pg is None:
+            continue
+        rows += test_csv_rows(rid, rec.fs)
+        types.append(f"{rid},0001")
+        cv2.imwrite(str(root / "test" / f"{rid}.png"), cv2.cvtColor(pg.image, cv2.COLOR_RGB2BGR))
+        rec.to_competition_frame().to_csv(root / "test_truth" / f"{rid}.csv", index=False)
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(root / "test.csv", index=False)
+    (root / "test_truth" / "image_types.csv").write_text("id,image_type\n" + "\n".join(types) + "\n")
+
+
+def test_competition_source_reads_realdev_layout(tmp_path, record_page):
+    from ecgdigit.synth.render import NO_PULSE, RenderStyle
+    from ecgdigit.training.data import CompetitionSource
+
+    rec, _ = record_page
+    page = _kit_page(rec)
+    # the same record drawn without the pulse: its signal starts one square left of the labels' place
+    shifted = render_page(rec, np.random.default_rng(1), NO_PULSE, RenderStyle(show_calibration=False))
+    _realdev_layout_folder(tmp_path, rec, page, shifted)
+    src = CompetitionSource(tmp_path)
+    assert src.test_layout and len(src) == 2
+    syn = src.load(0)
+    assert syn is not None
+    for a, b in zip(syn.page.traces, page.traces):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    assert src.load(1) is None  # the identity map would label the no-pulse page 39 px off: rejected
+
+
+def test_tiny_run_with_realdev_layout_real_dir(tmp_path, record_page):
+    from ecgdigit.training.cli import main
+
+    rec, page = record_page
+    _realdev_layout_folder(tmp_path / "real", rec, page)
+    res = main(["--stage", "2", "--variant", "tiny", "--steps", "2", "--device", "cpu", "--out", str(tmp_path / "run"),
+                "--no-progress", "--workers", "0", "--real-dir", str(tmp_path / "real"), "--real-fraction", "1.0"])
+    assert res[2].steps == 2 and (tmp_path / "run" / "stage2" / "checkpoint.pt").is_file()

@@ -271,7 +271,11 @@ def paths() -> Paths:
 # (embedded sample, benchmark hold-out) record it and are rebuilt when it differs
 # 2: traces, pulse and ticks drawn at their real widths (were 3.4 px from cv2's integer thickness)
 # 3: leads drawn separately (ECG-image-kit's one plot per lead), joined columns on 10 % of pages
-SYNTH_VERSION = 4
+# 4: the pen's half-pixel offset (PaperLayout.pen_offset_px), drawn by the generator, read by stage 2
+# 5: realistic signals (synth/realism.py: realdev's noise spectrum, wander, start transients, lead
+#    spread, 100/250/500 Hz drawing), ECG-image-kit's matplotlib grid (snapped, drawn axis by axis) on
+#    60 % of pages, B&W laser-print recipe for 0004/0012 (0004 also at the real scans' 2038x1554)
+SYNTH_VERSION = 5
 
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")

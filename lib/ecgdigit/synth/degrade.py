@@ -35,6 +35,24 @@ LATTICE_STEP = 8.0
 NO_TURNS = (1.0, 0.0, 0.0, 0.0)
 SCAN_TURNS = (0.88, 0.04, 0.04, 0.04)
 PHOTO_TURNS = (0.82, 0.06, 0.06, 0.06)
+REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
+
+# A black-and-white laser print of ECG-image-kit's red page, fitted to realdev's real scans
+# (tools/bench_fidelity.py prints the figures side by side): the red grid comes out dark grey,
+# printed as a halftone screen (dotted minor lines, dashed major ones), the trace as dark-grey
+# toner slightly wider than drawn, paper light grey with grain; the scanner then keeps those levels
+# (no push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
+BW_PRINT = {
+    "grid_dark": (140.0, 185.0),  # darkness of a major grid line's core (255 - grey)
+    "grid_gamma": (0.6, 0.75),  # minor lines' darkness relative to major: (24 / 179) ** gamma
+    "halftone": (0.5, 0.8),  # depth of the screen's modulation of the grid
+    "halftone_pitch": (3.0, 4.5),  # page px
+    "ink_dark": (190.0, 225.0),  # darkness of solid toner
+    "dot_gain": (0.1, 0.4),  # px the toner widens a stroke by (the 2.1 px trace reads 2.2-2.5 px on the scans)
+    "spread_sigma": (0.6, 0.9),  # page px: the toner's soft edge
+    "paper": (250.0, 255.0),
+    "grain": (0.3, 1.0),  # paper grain std, grey levels
+}
 
 
 @dataclass(frozen=True)
@@ -51,19 +69,22 @@ class TypeSpec:
     dirt: float = 0.0  # grime amount (0 = none)
     curl: float = 0.0  # max paper curl height, as a fraction of the page width
     turns: tuple[float, float, float, float] = NO_TURNS
+    # the page went through a black-and-white laser printer before the scan (bw_print below)
+    printed_bw: bool = False
+    scan_sizes: tuple[tuple[int, int], ...] = (SCAN_SIZE,)  # (h, w) before the turn, drawn uniformly
 
 
 IMAGE_TYPE_SPECS: dict[str, TypeSpec] = {
     "0001": TypeSpec("clean"),
     "0003": TypeSpec("scan", turns=SCAN_TURNS),
-    "0004": TypeSpec("scan", grey=True, turns=SCAN_TURNS),
+    "0004": TypeSpec("scan", grey=True, turns=SCAN_TURNS, printed_bw=True, scan_sizes=(SCAN_SIZE, REAL_BW_SCAN_SIZE)),
     "0005": TypeSpec("photo", creases=(0, 1), dirt=0.2, curl=0.05, turns=PHOTO_TURNS),
     "0006": TypeSpec("screen", turns=PHOTO_TURNS),
     "0009": TypeSpec("photo", stains=(1, 5), creases=(0, 1), dirt=0.3, curl=0.07, turns=PHOTO_TURNS),
     "0010": TypeSpec("photo", stains=(0, 2), creases=(1, 4), tears=(0, 2), holes=(0, 5), dirt=1.0, curl=0.06,
                      turns=PHOTO_TURNS),
     "0011": TypeSpec("scan", mould=(2, 12), dirt=0.3, turns=SCAN_TURNS),
-    "0012": TypeSpec("scan", grey=True, mould=(2, 12), dirt=0.3, turns=SCAN_TURNS),
+    "0012": TypeSpec("scan", grey=True, mould=(2, 12), dirt=0.3, turns=SCAN_TURNS, printed_bw=True),
 }
 assert set(IMAGE_TYPE_SPECS) == set(IMAGE_TYPES), "every image type needs a recipe"
 
@@ -149,7 +170,7 @@ def _clean(page_rgb: np.ndarray, k: int, size, params: dict) -> Degraded:
 def _draw_frame(spec: TypeSpec, rng: np.random.Generator, max_side: int | None) -> tuple[int, int]:
     """Capture frame (h, w) before the quarter turn."""
     if spec.capture == "scan":
-        h, w = SCAN_SIZE
+        h, w = spec.scan_sizes[int(rng.integers(len(spec.scan_sizes)))] if len(spec.scan_sizes) > 1 else spec.scan_sizes[0]
         if max_side is not None and max(h, w) > max_side:
             f = max_side / max(h, w)
             h, w = int(round(h * f)), int(round(w * f))
@@ -281,6 +302,8 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
         pitch = float(PAGE_SIZE[1] / rng.uniform(1000, 2560))
         params["screen_pitch_page_px"] = pitch
         rgb = cv2.GaussianBlur(rgb, (0, 0), 0.45 * pitch)
+    if spec.printed_bw:
+        rgb, params["bw_print"] = bw_print(rgb, rng)
     rgb_gain = None  # (H, W, 3) float32 multiplicative fields, only built when a texture needs them
     grey_gain = None
     if spec.stains[1] > 0:
@@ -308,7 +331,7 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
         halo = cv2.GaussianBlur(small, (0, 0), 3)[..., None] * np.array([0.05, 0.12, 0.35], np.float32)
         rgb = cv2.multiply(rgb, _to_gain_u8(1.0 - halo, PAGE_SIZE), scale=1.0 / 128)
         rgb = cv2.blendLinear(rgb, col, 1.0 - a, a)
-    if spec.capture != "screen":
+    if spec.capture != "screen" and not spec.printed_bw:
         # paper tint: slightly warm / grey off-white, uniform
         tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.88, 0.99)]) * rng.uniform(0.93, 1.0)
         rgb = cv2.multiply(rgb, (*tint.tolist(), 0.0))
@@ -319,6 +342,34 @@ def _page_space(spec: TypeSpec, rng: np.random.Generator, page_rgb: np.ndarray, 
     if n_t or n_h:
         rgba[..., 3], params["missing"] = tx.paper_alpha(rng, PAGE_SIZE, n_t, n_h)
     return rgba
+
+
+def bw_print(page_rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The red ECG page as a black-and-white laser printer puts it on paper (grey RGB uint8), see BW_PRINT."""
+    p = {k: float(rng.uniform(*v)) for k, v in BW_PRINT.items()}
+    r = np.ascontiguousarray(page_rgb[..., 0])
+    # the red grid is invisible in the red channel and dark in the luminance: red minus luminance is
+    # the grid alone (179 on a full major line (255, 0, 0), 24 on a minor one), the red channel the ink
+    v = cv2.subtract(r, cv2.cvtColor(page_rgb, cv2.COLOR_RGB2GRAY))
+    rel = np.minimum(np.arange(256, dtype=np.float32) / 179.0, 1.0) ** np.float32(p["grid_gamma"])
+    # a 45-degree halftone screen: light tones (minor lines) print as dots, full tones (major lines)
+    # solid; cos(k(x+y)/sqrt2) cos(k(x-y)/sqrt2) = (cos(sqrt2 k x) + cos(sqrt2 k y)) / 2
+    depth = p["halftone"] * (1.0 - rel)
+    solid, screened = np.take(p["grid_dark"] * rel * (1.0 - depth), v), np.take(2.0 * p["grid_dark"] * rel * depth, v)
+    h, w = r.shape
+    k = np.float32(np.sqrt(2.0) * 2 * np.pi / p["halftone_pitch"])
+    screen = 0.5 + 0.25 * (np.cos(k * np.arange(w, dtype=np.float32))[None, :]
+                           + np.cos(k * np.arange(h, dtype=np.float32))[:, None])
+    grid = solid + screened * screen
+    # dot gain: toner spreads the stroke by about `dot_gain` px with a solid core, then softens its edges
+    ink = 255.0 - r.astype(np.float32)
+    ink = cv2.addWeighted(ink, 1.0 - p["dot_gain"], cv2.dilate(ink, np.ones((2, 2), np.uint8)), p["dot_gain"], 0.0)
+    ink = cv2.GaussianBlur(ink, (0, 0), p["spread_sigma"]) * np.float32(p["ink_dark"] / 255.0)
+    dark = np.maximum(ink, grid)  # toner where either prints; never a double layer
+    grain = (rng.standard_normal((h // 2, w // 2), dtype=np.float32) * np.float32(p["grain"]))
+    paper = np.float32(p["paper"]) + cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = np.clip(paper - dark * (paper * np.float32(1 / 255.0)), 0, 255).astype(np.uint8)
+    return cv2.merge([out, out, out]), {k: round(v, 3) for k, v in p.items()}
 
 
 def _to_gain_u8(gain: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -336,6 +387,8 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
     lo = tx.low_res_shape(frame, 256)
     scan = spec.capture == "scan"
     gain = tx.lighting_gain(rng, lo, rng.uniform(0.02, 0.08) if scan else rng.uniform(0.1, 0.4))
+    if spec.printed_bw:  # BW_PRINT's paper level is the scanned one: light falls off from it, not around it
+        gain /= float(np.percentile(gain, 90))
     gain = np.repeat(gain[..., None], 3, axis=2)
     add = None
     if not scan:
@@ -370,7 +423,8 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
         img = cv2.transform(img, w[None, :].astype(np.float32))
         params["grey_weights"] = np.round(w, 3).tolist()
     # optics: blur (defocus, and sometimes a little motion for photos)
-    sigma = float(rng.uniform(0.3, 0.8) if scan else rng.uniform(0.4, 1.3) * max(1.0, _local_scale(warp) * 0.8))
+    # a laser print's toner edges are already soft (BW_PRINT's spread): its scans measure sharper
+    sigma = float((rng.uniform(0.2, 0.5) if spec.printed_bw else rng.uniform(0.3, 0.8)) if scan else rng.uniform(0.4, 1.3) * max(1.0, _local_scale(warp) * 0.8))
     img = cv2.GaussianBlur(img, (0, 0), sigma)
     params["blur_sigma"] = sigma
     if not scan and rng.random() < 0.2:
@@ -382,7 +436,7 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
         img = cv2.filter2D(img, -1, kern / max(float(kern.sum()), 1e-6))
         params["motion_blur_px"] = L
     # sensor noise: luma (scans per pixel; photos correlated by demosaicing, drawn at half res) + chroma
-    nsig = float(rng.uniform(1.0, 4.0) if scan else rng.uniform(2.0, 6.0))
+    nsig = float((rng.uniform(0.5, 1.8) if spec.printed_bw else rng.uniform(1.0, 4.0)) if scan else rng.uniform(2.0, 6.0))
     params["noise_sigma"] = nsig
     if scan:
         n, off = _noise_u8(rng, frame, nsig)
@@ -395,7 +449,7 @@ def _image_space(spec: TypeSpec, rng: np.random.Generator, img: np.ndarray, warp
     if img.ndim == 3 and not scan:  # chroma noise, blotchy (drawn at quarter resolution)
         c, off = _noise_u8(rng, (max(1, frame[0] // 4), max(1, frame[1] // 4), 3), 0.8 * nsig)
         img = cv2.addWeighted(img, 1.0, cv2.resize(c, (frame[1], frame[0]), interpolation=cv2.INTER_LINEAR), 1.0, -off)
-    if spec.grey:
+    if spec.grey and not spec.printed_bw:
         # black-and-white scanners push paper to white and ink to black
         lo_v, hi_v = rng.uniform(10, 60), rng.uniform(190, 240)
         img = cv2.LUT(img, np.clip((np.arange(256) - lo_v) * (255.0 / (hi_v - lo_v)), 0, 255).astype(np.uint8))

@@ -20,10 +20,11 @@ Drawing choices that mirror ECG-image-kit (src/ecg_image_generator/ecg_plot.py):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -39,7 +40,10 @@ logger = logging.getLogger(__name__)
 _FRAME_PT = 0.8  # matplotlib's default axes-frame (spine) width
 _CALIB_WIDTH_FACTOR = 1.5
 _TICK_WIDTH_FACTOR = 3.0
-CONNECTED_COLUMNS_RATE = 0.1  # pages drawn with joined columns, so readers stay robust to them
+CONNECTED_COLUMNS_RATE = 0.1
+# ECG-image-kit's page without the calibration pulse starts each row's signal where the pulse would
+# stand (realdev renders_no_pulse); render with this layout and RenderStyle(show_calibration=False)
+NO_PULSE: PaperLayout = dataclasses.replace(PAGE, signal_x0=PAGE.calib_x0)  # pages drawn with joined columns, so readers stay robust to them
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,30 @@ class RenderStyle:
     show_header: bool = True
     show_frame: bool = True
     snap_grid: bool = False  # matplotlib snaps grid lines to pixel centres; exact by default
+    # matplotlib's drawing order, vertical lines (major, minor) before horizontal ones (major, minor):
+    # the light horizontal minor lines then cross the red vertical major lines, which look dashed on
+    # ECG-image-kit's pages (realdev renders_kaggle_look); False: all minor lines, then all major
+    axis_grid_order: bool = False
     # every column shows the record's first 2.5 s (some printers; ECG-image-kit in one of its runs)
     simultaneous_columns: bool = False
 
 
+# Share of pages drawn as ECG-image-kit's matplotlib draws them (grid snapped to pixel centres, in
+# axis order; realdev's renders all are); the rest keep the exact grid so readers stay robust to both.
+MATPLOTLIB_GRID_RATE = 0.6
+
+
+def matplotlib_look(style: RenderStyle) -> RenderStyle:
+    """`style` as ECG-image-kit's matplotlib draws its grid: snapped to pixel centres, in axis order (its
+    strokes' half-pixel offset is every page's: PaperLayout.pen_offset_px)."""
+    return replace(style, snap_grid=True, axis_grid_order=True)
+
+
 def draw_style(rng: np.random.Generator, layout: PaperLayout = PAGE) -> RenderStyle:
-    return RenderStyle(trace_grey=int(rng.integers(0, layout.trace_grey_max + 1)),
-                       show_header=bool(rng.random() < 0.8),
-                       connect_columns=bool(rng.random() < CONNECTED_COLUMNS_RATE))
+    style = RenderStyle(trace_grey=int(rng.integers(0, layout.trace_grey_max + 1)),
+                        show_header=bool(rng.random() < 0.8),
+                        connect_columns=bool(rng.random() < CONNECTED_COLUMNS_RATE))
+    return matplotlib_look(style) if rng.random() < MATPLOTLIB_GRID_RATE else style
 
 
 # ---------------------------------------------------------------- grid (cached per layout)
@@ -83,9 +103,9 @@ def _blend_lines(img: np.ndarray, cov: np.ndarray, rgb, axis: int) -> None:
     img += a * col
 
 
-@functools.lru_cache(maxsize=4)
-def grid_image(layout: PaperLayout = PAGE, snap: bool = False) -> np.ndarray:
-    """The empty gridded page (read-only RGB uint8), built once per (layout, snap)."""
+@functools.lru_cache(maxsize=8)
+def grid_image(layout: PaperLayout = PAGE, snap: bool = False, axis_order: bool = False) -> np.ndarray:
+    """The empty gridded page (read-only RGB uint8), built once per (layout, snap, axis_order)."""
     h, w = layout.shape
     img = np.full((h, w, 3), 255.0, dtype=np.float32)
     width = layout.grid_line_pt * layout.px_per_pt
@@ -98,9 +118,14 @@ def grid_image(layout: PaperLayout = PAGE, snap: bool = False) -> np.ndarray:
     xs_minor, ys_minor = not_on(xs_minor, xs_major), not_on(ys_minor, ys_major)
     if snap:
         xs_major, ys_major, xs_minor, ys_minor = (np.round(v) for v in (xs_major, ys_major, xs_minor, ys_minor))
-    for xs, ys, rgb in ((xs_minor, ys_minor, layout.grid_minor_rgb), (xs_major, ys_major, layout.grid_major_rgb)):
-        _blend_lines(img, _coverage(xs, width, w), rgb, axis=1)
-        _blend_lines(img, _coverage(ys, width, h), rgb, axis=0)
+    if axis_order:
+        for lines, n, axis in ((xs_major, w, 1), (xs_minor, w, 1), (ys_major, h, 0), (ys_minor, h, 0)):
+            major = lines is xs_major or lines is ys_major
+            _blend_lines(img, _coverage(lines, width, n), layout.grid_major_rgb if major else layout.grid_minor_rgb, axis)
+    else:
+        for xs, ys, rgb in ((xs_minor, ys_minor, layout.grid_minor_rgb), (xs_major, ys_major, layout.grid_major_rgb)):
+            _blend_lines(img, _coverage(xs, width, w), rgb, axis=1)
+            _blend_lines(img, _coverage(ys, width, h), rgb, axis=0)
     out = np.round(img).astype(np.uint8)
     out.setflags(write=False)
     return out
@@ -247,7 +272,7 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
         raise ValueError(f"record {record.record_id!r}: signals contain NaN or inf")
     rng = np.random.default_rng(0) if rng is None else rng
     style = draw_style(rng, layout) if style is None else style
-    img = np.array(grid_image(layout, style.snap_grid))  # writable copy
+    img = np.array(grid_image(layout, style.snap_grid, style.axis_grid_order))  # writable copy
     grey = int(np.clip(style.trace_grey, 0, 255))
     trace_w = layout.trace_line_pt * layout.px_per_pt
 

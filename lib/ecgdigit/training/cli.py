@@ -40,8 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--real-dir", default=None,
-                    help="competition folder: mix its real images into stage 2 (0001 exact labels, others "
-                         "only where the classical geometry agrees with the series)")
+                    help="competition folder (train.csv + train/, or a scored test folder: test.csv + test/ + "
+                         "test_truth/ as ../shared/realdev's): mix its real images into stage 2 (0001 exact labels, "
+                         "others only where the classical geometry agrees with the series)")
     ap.add_argument("--real-fraction", type=float, default=0.2)
     ap.add_argument("--real-types", default="0001", help="comma-separated image types of the real source")
     args = ap.parse_args(argv)

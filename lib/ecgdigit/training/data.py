@@ -141,36 +141,60 @@ class CompetitionSource:
     `max_disagreement_px` (median, page px), so geometry errors do not become label noise.
     draw(rng) returns a SyntheticImage-like record (image, page_to_image, page.traces, record) that
     stage2_sample accepts unchanged. Stages 0 and 1 should not use this source.
+
+    Two layouts are read: the competition's train set (train.csv, train/{id}/{id}-{type}.png,
+    train/{id}/{id}.csv) and a scored test folder such as ../shared/realdev's (test.csv, test/{id}.png,
+    test_truth/{id}.csv, test_truth/image_types.csv; an image without a listed type counts as 0001).
+    A test folder's 0001 pages are checked like the other types: such folders hold pages in other
+    layouts too (realdev's renders_no_pulse start the signal one square left, and half of them print
+    every column from 0 s), where the identity map would turn the truth into wrong labels.
     """
 
     def __init__(self, folder, image_types: tuple[str, ...] = ("0001",), max_disagreement_px: float = 1.5):
         self.folder = folder if isinstance(folder, CompetitionFolder) else CompetitionFolder(folder)
-        train = self.folder.train()
-        self.items = [(str(i), int(fs), t) for i, fs in zip(train["id"], train["fs"]) for t in image_types
-                      if self.folder.train_image_path(str(i), t).is_file()]
+        self.test_layout = not self.folder.train_csv_path.is_file() and self.folder.test_csv_path.is_file() \
+            and self.folder.has_truth()
+        if self.test_layout:
+            test = self.folder.test()
+            fs_of = test.groupby("id", sort=False)["fs"].first()
+            types = self.folder.test_image_types()
+            self.items = [(str(i), int(fs), types.get(str(i), "0001")) for i, fs in fs_of.items()
+                          if types.get(str(i), "0001") in image_types and self.folder.test_image_path(str(i)).is_file()
+                          and self.folder.test_truth_path(str(i)).is_file()]
+        else:
+            train = self.folder.train()
+            self.items = [(str(i), int(fs), t) for i, fs in zip(train["id"], train["fs"]) for t in image_types
+                          if self.folder.train_image_path(str(i), t).is_file()]
         if not self.items:
-            raise FileNotFoundError(f"{self.folder.root}: no train images of types {image_types}")
+            raise FileNotFoundError(f"{self.folder.root}: no {'test' if self.test_layout else 'train'} images "
+                                    f"with truth of types {image_types}")
         self.max_disagreement_px = float(max_disagreement_px)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def record(self, image_id: str, fs: int) -> EcgRecord:
-        series = self.folder.train_series(image_id)
+        series = self.folder.test_truth(image_id) if self.test_layout else self.folder.train_series(image_id)
         sig = np.nan_to_num(series[list(LEADS)].to_numpy(np.float32), nan=0.0)
         return EcgRecord(image_id, fs, sig)
 
     def load(self, k: int) -> SyntheticImage | None:
         image_id, fs, image_type = self.items[k]
-        image = self.folder.train_image(image_id, image_type)
+        image = (self.folder.test_image(image_id) if self.test_layout
+                 else self.folder.train_image(image_id, image_type))
         rec = self.record(image_id, fs)
+        # the traces as the generator draws them: with the pen's offset, where ECG-image-kit's ink is
         page = RenderedPage(image=image, traces=[np.concatenate(s, 0) for s in row_polylines(rec)], label_boxes={})
         if image_type == "0001":
             cmap = CoordinateMap.from_homography(identity_page_homography(image.shape[:2]).H, PAGE.shape, image.shape[:2])
-            return SyntheticImage(image, image_type, cmap, 0, page, rec)
-        s0 = normalize(image)
-        s1 = rectify(s0.upright, s0.H)
-        cmap = rotate_map_source(s1.page_to_image, s0.orientation)  # page -> the image as stored
+            if not self.test_layout:
+                return SyntheticImage(image, image_type, cmap, 0, page, rec)
+            orientation = 0
+        else:
+            s0 = normalize(image)
+            s1 = rectify(s0.upright, s0.H)
+            cmap = rotate_map_source(s1.page_to_image, s0.orientation)  # page -> the image as stored
+            orientation = s0.orientation
         scale = 1.0
         rect = cmap.remap(image, scale=scale)
         curves = read_row_curves([ink_from_rgb(rect)] * len(page.traces), scale)
@@ -182,7 +206,7 @@ class CompetitionSource:
             logger.debug("real image %s-%s rejected: classical geometry disagrees by %.2f px", image_id,
                          image_type, float(np.max(errs)))
             return None
-        return SyntheticImage(image, image_type, cmap, s0.orientation, page, rec)
+        return SyntheticImage(image, image_type, cmap, orientation, page, rec)
 
     def draw(self, rng: np.random.Generator, tries: int = 5) -> SyntheticImage:
         for _ in range(tries):

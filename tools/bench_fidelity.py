@@ -1,0 +1,253 @@
+"""Are the kit's synthetic pages as hard as real ones? Real page and its synthetic twin, side by side.
+
+    python tools/bench_fidelity.py                       # renders_kaggle_look and real_scans
+    python tools/bench_fidelity.py --limit 4 --save-dir outputs/fidelity
+    python tools/bench_fidelity.py --signal-stats        # the realdev signal figures synth/realism.py uses
+
+For every real image of a realdev folder (../shared/realdev, see its README), the kit's own generator
+draws the SAME truth signals (test_truth/{id}.csv) in the folder's layout and image type:
+  renders_kaggle_look   0001 clean page, calibration pulse (ECG-image-kit's competition look)
+  real_scans            0004 black-and-white scan at the real scans' size, calibration pulse
+The pipeline reads both pages; each is scored against the same truth with the competition metric.
+Per folder: the real score, the synthetic score and the gap (synthetic - real: positive = the
+synthetic page is easier), then simple image statistics of both (on the page scale, 2200 px wide):
+paper and ink grey, major/minor grid darkness, trace line width, noise, edge sharpness.
+The last line is `fidelity gap: <max |gap| over folders> dB`.
+
+renders_no_pulse is left out by default: 30 of its 58 pages print every column from 0 s while its
+truth gives consecutive windows, so a synthetic twin drawn from that truth is not the same page;
+`--folders renders_no_pulse` reads its 28 pages with consecutive columns (sources hr_gt / lr_gt).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_accuracy import predictions_for, run_pipeline  # noqa: E402
+from ecgdigit.config import LEADS, PAGE, PERFECT_SCORE  # noqa: E402
+from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
+from ecgdigit.metric import score_records  # noqa: E402
+from ecgdigit.synth.generate import make_image  # noqa: E402
+from ecgdigit.synth.real_signals import load_truth_record  # noqa: E402
+from ecgdigit.synth.render import NO_PULSE, draw_style, matplotlib_look, render_page  # noqa: E402
+
+logger = logging.getLogger("bench_fidelity")
+
+REALDEV = Path(__file__).resolve().parents[1].parent / "shared" / "realdev"
+
+
+@dataclass(frozen=True)
+class FolderKind:
+    """How a folder's pages are laid out: its image type and whether rows start with the pulse.
+
+    Both are ECG-image-kit (matplotlib) pages: the grid snapped and drawn in axis order, strokes half
+    a pixel up-left (render.RenderStyle); the rest (trace grey, header) is drawn as for training.
+    """
+
+    image_type: str
+    pulse: bool
+    # keep only pages whose sources.csv source contains one of these (None: all)
+    sources: tuple[str, ...] | None = None
+
+
+KINDS: dict[str, FolderKind] = {
+    "renders_kaggle_look": FolderKind("0001", pulse=True),
+    "real_scans": FolderKind("0004", pulse=True),  # its README says no pulse; the pages show one
+    # optional: only the pages with consecutive columns (the source's hr_gt / lr_gt renders); its
+    # records100 / records500 pages print every column from 0 s, which its truth does not describe
+    "renders_no_pulse": FolderKind("0001", pulse=False, sources=("/hr_gt/", "/lr_gt/")),
+}
+DEFAULT_FOLDERS = ("renders_kaggle_look", "real_scans")
+
+
+def folder_ids(folder: CompetitionFolder, kind: FolderKind) -> list[str]:
+    ids = folder.test_ids()
+    if kind.sources is None:
+        return ids
+    src = pd.read_csv(folder.root / "sources.csv", dtype={"id": str})
+    keep = {str(i) for i, s in zip(src["id"], src["source"]) if any(k in str(s) for k in kind.sources)}
+    return [i for i in ids if i in keep]
+
+
+# ---------------------------------------------------------------- image statistics
+STAT_NAMES = ("paper", "ink", "grid_major", "grid_minor", "line_w_px", "noise", "sharpness")
+
+
+def image_stats(rgb: np.ndarray) -> dict[str, float]:
+    """Simple appearance figures of a page image, on the 2200 px page scale.
+
+    paper: grey level of the paper (90th percentile); ink: the darkest 0.2 %; grid_major / grid_minor:
+    how much darker than paper the column medians (80-row strips) of the signal area are at their darkest 1.5 % /
+    10 % (a major line every 5 mm covers ~3.5 % of the columns, minor lines ~14 %); line_w_px: the
+    mean vertical run of ink (pixels darker than a third of the way from ink to paper, runs of
+    1-10 px: flat stretches of the trace); noise: std of grey minus its 3x3 median on paper;
+    sharpness: 99th percentile of the Sobel gradient over (paper - ink) (1 = a step over one pixel).
+    """
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    f = PAGE.width / grey.shape[1]
+    if abs(f - 1) > 0.01:
+        grey = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+    g = grey.astype(np.float32)
+    h, w = g.shape
+    paper = float(np.percentile(g, 90))
+    ink = float(np.percentile(g, 0.2))
+    area = g[int(0.35 * h):int(0.95 * h), int(0.05 * w):int(0.95 * w)]
+    # column medians over 80-row strips, so a scan turned by a degree still keeps a line in one column
+    strips = [np.median(area[i:i + 80], axis=0) for i in range(0, area.shape[0] - 79, 80)]
+    grid_major = paper - float(np.mean([np.percentile(c, 1.5) for c in strips]))
+    grid_minor = paper - float(np.mean([np.percentile(c, 10) for c in strips]))
+    dark = area < ink + (paper - ink) / 3.0
+    runs = []
+    d = np.diff(np.pad(dark, ((1, 1), (0, 0))).astype(np.int8), axis=0)
+    for j in range(0, dark.shape[1], 3):
+        s, e = np.flatnonzero(d[:, j] == 1), np.flatnonzero(d[:, j] == -1)
+        r = e - s
+        runs.append(r[(r >= 1) & (r <= 10)])
+    runs = np.concatenate(runs) if runs else np.zeros(0)
+    med3 = cv2.medianBlur(grey, 3).astype(np.float32)
+    on_paper = med3 > paper - 0.1 * (paper - ink)
+    noise = float(np.std((g - med3)[on_paper])) if on_paper.any() else float("nan")
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    sharp = float(np.percentile(np.hypot(gx, gy), 99.9)) / max(paper - ink, 1.0)
+    return {"paper": paper, "ink": ink, "grid_major": grid_major, "grid_minor": grid_minor,
+            "line_w_px": float(np.mean(runs)) if runs.size else float("nan"), "noise": noise, "sharpness": sharp}
+
+
+# ---------------------------------------------------------------- the synthetic twin
+def synthetic_twin(folder: CompetitionFolder, image_id: str, fs: int, kind: FolderKind,
+                   size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(image, signals) of the kit's page for the real image's truth, seeded by the id alone."""
+    rec = load_truth_record(folder.test_truth_path(image_id), image_id, fs)
+    rng = np.random.default_rng(int(image_id) % (2 ** 32))
+    # ECG-image-kit plots each lead on its own, in consecutive windows
+    style = matplotlib_look(replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False,
+                                    simultaneous_columns=False))
+    page = render_page(rec, rng, PAGE if kind.pulse else NO_PULSE, style)
+    kw = {"size": size} if kind.image_type != "0001" else {}
+    im = make_image(rec, kind.image_type, rng, page=page, orientation=0, **kw)
+    return im.image, rec.signals
+
+
+def signal_stats(roots: list[Path]) -> str:
+    """The realdev truth figures synth/realism.py is built on (see its docstring)."""
+    from scipy.ndimage import median_filter
+    from scipy.signal import welch
+
+    from ecgdigit.synth.realism import HF_BANDS
+
+    psd, start, wander, spread = [], [], [], []
+    for root in roots:
+        src = pd.read_csv(root / "sources.csv", dtype={"id": str}) if (root / "sources.csv").exists() else None
+        for p in sorted((root / "test_truth").glob("*.csv")):
+            if p.stem == "image_types":
+                continue
+            df = pd.read_csv(p)
+            ii = df["II"].to_numpy(np.float64)
+            name = "" if src is None else str(src.loc[src["id"] == p.stem, "source"].iloc[0])
+            if "hr" in name.rsplit("/", 1)[-1] or "records500" in name:  # 500 Hz sources only
+                f, pw = welch(ii, fs=500, nperseg=512)
+                psd.append([pw[(f >= lo) & (f < hi)].mean() for lo, hi, _ in HF_BANDS])
+            start.append(float(np.nanmax(np.abs(df.iloc[0].to_numpy() - np.nanmedian(df.iloc[50:500].to_numpy(), 0)))))
+            wander.append(float(np.ptp(median_filter(ii, 301))))
+            amp = [np.ptp(df[c].dropna().to_numpy()) for c in LEADS]
+            spread.append(float(np.std(np.log(np.maximum(amp, 1e-3)))))
+    psd = np.asarray(psd)
+    lines = [f"signal figures of {len(start)} truth records ({len(psd)} from 500 Hz sources for the spectrum)"]
+    for k, (lo, hi, _) in enumerate(HF_BANDS):
+        q = np.percentile(psd[:, k], [25, 50, 75]) if len(psd) else [np.nan] * 3
+        lines.append(f"  lead II PSD {lo:>3.0f}-{hi:<3.0f} Hz: median {q[1]:.2e} mV^2/Hz (quartiles {q[0]:.2e}, {q[2]:.2e})")
+    lines.append(f"  start transient over 0.5 mV: {sum(s > 0.5 for s in start)} of {len(start)} records")
+    lines.append("  baseline peak-to-peak (0.6 s running median of II) 10/50/90 %: "
+                 + ", ".join(f"{v:.2f}" for v in np.percentile(wander, [10, 50, 90])) + " mV")
+    lines.append(f"  lead amplitude spread (std of log peak-to-peak over 12 leads), median record: {np.median(spread):.2f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--realdev", type=Path, default=REALDEV, help=f"realdev folder (default {REALDEV})")
+    p.add_argument("--folders", nargs="+", default=list(DEFAULT_FOLDERS), choices=list(KINDS),
+                   help=f"default {' '.join(DEFAULT_FOLDERS)}; renders_no_pulse: its consecutive-column pages only")
+    p.add_argument("--limit", type=int, default=None, help="first N images of each folder")
+    p.add_argument("--classical", action="store_true", help="Pipeline(): classical stages, no weights")
+    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--save-dir", type=Path, default=None, help="write each synthetic twin here as PNG")
+    p.add_argument("--signal-stats", action="store_true", help="only print realdev's signal figures and exit")
+    return p.parse_args(argv)
+
+
+def _fmt_stats(name: str, s: dict[str, float]) -> str:
+    return f"  {name:10}" + "".join(f" {s[k]:>10.2f}" for k in STAT_NAMES)
+
+
+def main(argv=None) -> float:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = "python tools/bench_fidelity.py " + shlex.join(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    print(f"$ {command.strip()}", flush=True)
+    if args.signal_stats:
+        print(signal_stats([args.realdev / d for d in ("renders_kaggle_look", "real_scans", "renders_no_pulse")
+                            if (args.realdev / d).is_dir()]))
+        return float("nan")
+    from ecgdigit.pipeline import Pipeline
+
+    pipeline = Pipeline() if args.classical else Pipeline.load(args.weights, "cpu", strict_weights=True)
+    gaps = []
+    t0 = time.perf_counter()
+    for name in args.folders:
+        kind = KINDS[name]
+        folder = CompetitionFolder(args.realdev / name)
+        test = folder.test()
+        ids = folder_ids(folder, kind)
+        ids = ids[: args.limit] if args.limit else ids
+        real_preds, syn_preds, truths, real_st, syn_st = {}, {}, {}, [], []
+        for image_id in ids:
+            rows = test[test["id"] == image_id]
+            fs = int(rows["fs"].iloc[0])
+            real = folder.test_image(image_id)
+            syn, _ = synthetic_twin(folder, image_id, fs, kind, real.shape[:2])
+            if args.save_dir is not None:
+                args.save_dir.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(args.save_dir / f"{name}_{image_id}.png"), cv2.cvtColor(syn, cv2.COLOR_RGB2BGR))
+            real_preds[image_id] = predictions_for(run_pipeline(pipeline, real, fs).digitized, rows)
+            syn_preds[image_id] = predictions_for(run_pipeline(pipeline, syn, fs).digitized, rows)
+            truths[image_id] = (folder.test_truth(image_id), fs)
+            real_st.append(image_stats(real))
+            syn_st.append(image_stats(syn))
+        r = score_records(real_preds, truths, perfect_score=PERFECT_SCORE)
+        s = score_records(syn_preds, truths, perfect_score=PERFECT_SCORE)
+        gap = s.score_db - r.score_db
+        gaps.append(abs(gap))
+        print(f"{name}: {len(ids)} images, type {kind.image_type}: real {r.score_db:.2f} dB, synthetic "
+              f"{s.score_db:.2f} dB, gap {gap:+.2f} dB (median image real {np.median(r.per_image['snr_db']):.2f}, "
+              f"synthetic {np.median(s.per_image['snr_db']):.2f})")
+        syn_db = dict(zip(s.per_image["id"].astype(str), s.per_image["snr_db"]))
+        pairs = sorted((a, syn_db[str(i)]) for i, a in zip(r.per_image["id"].astype(str), r.per_image["snr_db"]))
+        print("  per image real/synthetic dB (by real): " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in pairs))
+        print(f"  {'image':10}" + "".join(f" {k:>10}" for k in STAT_NAMES) + "   (medians over the folder)")
+        med = lambda st: {k: float(np.median([x[k] for x in st])) for k in STAT_NAMES}  # noqa: E731
+        print(_fmt_stats("real", med(real_st)))
+        print(_fmt_stats("synthetic", med(syn_st)))
+        sys.stdout.flush()
+    print(f"{time.perf_counter() - t0:.0f} s")
+    worst = max(gaps) if gaps else float("nan")
+    print(f"fidelity gap: {worst:.2f} dB")
+    return worst
+
+
+if __name__ == "__main__":
+    main()
