@@ -61,3 +61,12 @@ def test_bench_real_prints_the_breakdown_per_folder(tmp_path, capsys):
     assert s["n"] == 1 and s["failures"] == 0 and abs(sum(s["share"].values()) - 1.0) < 1e-9
     assert s["score_db"] > 5.0  # the all-zero reading scores about 0 dB
     assert (out / "bench_real.csv").exists() and (out / "bench_real.json").exists()
+
+
+def test_bench_fidelity_prints_real_synthetic_and_the_gap(capsys):
+    tool = load_tool("bench_fidelity")
+    gap = tool.main(["--folders", "renders_kaggle_look", "--limit", "1", "--classical"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("$ python tools/bench_fidelity.py")
+    assert "renders_kaggle_look" in printed and printed.rstrip().splitlines()[-1].startswith("fidelity gap:")
+    assert abs(gap) < 15.0  # a synthetic twin of a real page reads near it, not at 0 dB

@@ -32,16 +32,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_accuracy import predictions_for, run_pipeline  # noqa: E402
-from ecgdigit.config import LEADS, PAGE, PERFECT_SCORE  # noqa: E402
-from ecgdigit.io.competition_files import CompetitionFolder  # noqa: E402
-from ecgdigit.metric import score_records  # noqa: E402
-from ecgdigit.synth.generate import make_image  # noqa: E402
-from ecgdigit.synth.real_signals import load_truth_record  # noqa: E402
-from ecgdigit.synth.render import NO_PULSE, draw_style, matplotlib_look, render_page  # noqa: E402
+from bench_accuracy import run_pipeline
+from ecgdigit.config import LEADS, PAGE, PERFECT_SCORE
+from ecgdigit.io.competition_files import CompetitionFolder
+from ecgdigit.metric import score_records
+from ecgdigit.runner import image_rows
+from ecgdigit.synth.generate import make_image
+from ecgdigit.synth.real_signals import load_truth_record
+from ecgdigit.synth.render import NO_PULSE, draw_style, matplotlib_look, render_page
 
 logger = logging.getLogger("bench_fidelity")
 
@@ -223,8 +221,8 @@ def main(argv=None) -> float:
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(args.save_dir / f"{name}_{image_id}.png"), cv2.cvtColor(syn, cv2.COLOR_RGB2BGR))
-            real_preds[image_id] = predictions_for(run_pipeline(pipeline, real, fs).digitized, rows)
-            syn_preds[image_id] = predictions_for(run_pipeline(pipeline, syn, fs).digitized, rows)
+            real_preds[image_id] = image_rows(run_pipeline(pipeline, real, fs).digitized, rows)
+            syn_preds[image_id] = image_rows(run_pipeline(pipeline, syn, fs).digitized, rows)
             truths[image_id] = (folder.test_truth(image_id), fs)
             real_st.append(image_stats(real))
             syn_st.append(image_stats(syn))
