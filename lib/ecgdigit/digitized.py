@@ -40,11 +40,17 @@ class Digitized:
 
     def printed_start_s(self, column: int) -> float:
         """When (in the record) the short leads printed in `column` begin."""
-        return 0.0 if self.simultaneous_columns else column * SHORT_LEAD_S
+        return printed_start_s(column, self.simultaneous_columns)
 
     def replace_signals(self, signals: np.ndarray, warnings: list[str] | None = None) -> "Digitized":
         return Digitized(signals, self.fs, list(self.warnings if warnings is None else warnings), self.is_fallback,
                          self.simultaneous_columns)
+
+
+def printed_start_s(column: int, simultaneous: bool) -> float:
+    """When (in the record) a page's column `column` begins: c x 2.5 s on the competition's look, 0 s on
+    a page whose columns all show the record's first 2.5 s."""
+    return 0.0 if simultaneous else column * SHORT_LEAD_S
 
 
 def lead_window_start_s(lead: str) -> float:

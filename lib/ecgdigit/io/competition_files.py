@@ -66,9 +66,16 @@ def _file_row(index: int) -> int:
     return int(index) + 2
 
 
+def positive_int_mask(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """(the column as numbers, where each is a positive whole number): fs and number_of_rows' rule."""
+    values = pd.to_numeric(col, errors="coerce")
+    v = values.to_numpy(np.float64)
+    return values, np.isfinite(v) & (v > 0) & (v == np.floor(v))
+
+
 def _positive_int_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(df[col], errors="coerce")
-    bad = values.isna() | (values <= 0) | (values != np.floor(values))
+    values, ok = positive_int_mask(df[col])
+    bad = pd.Series(~ok, index=values.index)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         got = df[col].iloc[i]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config
-from .competition_files import TEST_COLUMNS, CompetitionFileError, _file_row
+from .competition_files import TEST_COLUMNS, CompetitionFileError, _file_row, positive_int_mask
 
 MAX_LINES_NAMED = 5  # lines quoted per kind of problem
 
@@ -31,14 +31,15 @@ def _positive_ints(col: pd.Series | None, n: int) -> np.ndarray:
     """Column -> int64 with 0 where missing, non-numeric, non-positive or not a whole number."""
     if col is None:
         return np.zeros(n, np.int64)
-    v = pd.to_numeric(col, errors="coerce").to_numpy(np.float64)
-    ok = np.isfinite(v) & (v > 0) & (v == np.floor(v))
-    return np.where(ok, v, 0).astype(np.int64)
+    values, ok = positive_int_mask(col)
+    return np.where(ok, np.nan_to_num(values.to_numpy(np.float64)), 0).astype(np.int64)
+
+
+_LEAD_BY_LOWER = {lead.lower(): lead for lead in config.LEADS}
 
 
 def _canonical_lead(text: str) -> str | None:
-    by_lower = {lead.lower(): lead for lead in config.LEADS}
-    return by_lower.get(text.strip().lower())
+    return _LEAD_BY_LOWER.get(text.strip().lower())
 
 
 def _fs_from_rows(lead: str, n: int) -> int:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..config import PAGE, PaperLayout
+from .ink import ink_from_ratio, paper_ratio
 
 GRID_BLOCK_MM = 25.0  # profiles are taken over blocks this long (5 major squares)
 PROFILE_PERCENTILE = 75  # robust to a trace covering up to a quarter of a row
@@ -50,3 +51,9 @@ def grid_shade(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> n
 def suppress_grid(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """The paper ratio with the grid divided out (grid pixels become paper, about 1.0)."""
     return np.minimum(ratio / grid_shade(ratio, scale, layout), 1.2).astype(np.float32)
+
+
+def grid_free_ink(rectified_rgb: np.ndarray, stroke_px: float, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """Trace ink 0..1 of a rectified page at `scale`, whatever the grid's colour (ink.paper_ratio, then
+    the grid divided out, then ink.ink_from_ratio)."""
+    return ink_from_ratio(suppress_grid(paper_ratio(rectified_rgb, stroke_px), scale, layout))

@@ -21,8 +21,7 @@ import numpy as np
 
 from ..config import PAGE, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
-from .grid_suppression import suppress_grid
-from .ink import ink_from_ratio, paper_ratio
+from .grid_suppression import grid_free_ink
 from .trace_reading import has_pulse
 
 DETECT_SCALE = 0.5
@@ -52,7 +51,7 @@ def page_ink(page_to_image: CoordinateMap, upright: np.ndarray, layout: PaperLay
     """The rectified page's trace ink at `scale`, any grid divided out, padded with `pad` px of no
     ink on every side so that shifted spans can be tested against the same columns."""
     rect = page_to_image.remap(upright, scale=scale)
-    ink = ink_from_ratio(suppress_grid(paper_ratio(rect, 2.0 * scale * 2), scale, layout))
+    ink = grid_free_ink(rect, 2.0 * scale * 2, scale, layout)
     return cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DURATION_S, LAYOUT_ROWS, LEADS, PAGE, RHYTHM_LEAD, SHORT_LEAD_S, PaperLayout
-from ..digitized import Digitized
+from ..digitized import Digitized, printed_start_s
 from .trace_reading import RowCurve
 
 
@@ -82,7 +82,7 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:
                 second_ii = (t[keep], mv[keep])  # lead II comes from the rhythm strip; this copy checks it
                 continue
-            moved = c * SHORT_LEAD_S if simultaneous else 0.0
+            moved = c * SHORT_LEAD_S - printed_start_s(c, simultaneous)  # page time -> record time
             out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
     warnings = []
     if second_ii is not None and RHYTHM_LEAD in LEADS:

@@ -12,8 +12,7 @@ from ..geometry.coordinate_map import CoordinateMap
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
 from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
-from .grid_suppression import suppress_grid
-from .ink import ink_from_ratio, paper_ratio
+from .grid_suppression import grid_free_ink
 from .trace_reading import RowCurve, read_row_curves, suppress_printed_marks
 
 
@@ -45,8 +44,7 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     """
     stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
     # the rectified page's grid lies on pixel rows and columns: divided out whatever its colour
-    ratio = suppress_grid(paper_ratio(rectified, stroke), scale, layout)
-    strokes = ink_from_ratio(ratio)
+    strokes = grid_free_ink(rectified, stroke, scale, layout)
     ink = suppress_printed_marks(strokes, scale, layout)
     # default: one map shared by every row; each row reads its own band
     probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * N_ROWS
