@@ -12,6 +12,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from ..config import PAGE, PaperLayout
+from .steep_flanks import refine_steep_flanks
 from .stroke_envelope import EDGE_LEVEL, centre_line, column_edges, pen_radius
 
 PAGE_EDGE_MM = 2.0
@@ -229,6 +230,7 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
             ok[s] = False
             continue
         ys = centre_line(fill_gaps(top[s], k), fill_gaps(bottom[s], k), radius, fill_gaps(centroid[s], k))
+        ys = refine_steep_flanks(ys, band[:, s], 2 * radius)
         ys[~k] = np.nan
         y[s] = fill_gaps(ys, k)
     return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)

@@ -1,0 +1,54 @@
+"""Steep flanks read across pixel rows: a drawn flank's y comes back at every column it crosses."""
+import cv2
+import numpy as np
+
+from ecgdigit.stages.steep_flanks import refine_steep_flanks
+
+SUPER = 8  # drawn this much finer, then area-averaged: an anti-aliased stroke like a renderer's
+
+
+def _draw(xs: np.ndarray, ys: np.ndarray, h: int, w: int, pen_px: float) -> np.ndarray:
+    """Ink (h, w) in [0, 1] of the polyline (xs, ys) (pixel centres at integers) drawn pen_px wide."""
+    big = np.zeros((h * SUPER, w * SUPER), np.uint8)
+    pts = np.stack([(xs + 0.5) * SUPER - 0.5, (ys + 0.5) * SUPER - 0.5], 1)
+    cv2.polylines(big, [np.round(pts * 16).astype(np.int32)], False, 255,
+                  thickness=int(round(pen_px * SUPER)), lineType=cv2.LINE_8, shift=4)
+    return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _spike(x: np.ndarray, centre: float, height: float, half_width: float, base: float) -> np.ndarray:
+    return base - height * np.clip(1.0 - np.abs(x - centre) / half_width, 0.0, None)
+
+
+def test_flank_columns_come_back_where_a_biased_reading_was():
+    w, h, pen = 80, 200, 3.0
+    fine = np.linspace(0, w - 1, 4000)
+    ink = _draw(fine, _spike(fine, 40.0, 150.0, 12.0, 180.0), h, w, pen)
+    cols = np.arange(w, dtype=np.float64)
+    truth = _spike(cols, 40.0, 150.0, 12.0, 180.0)
+    # a column reading that sits a third of a column early on both flanks (tens of px in y)
+    biased = _spike(cols + np.sign(cols - 40.0) * 0.33, 40.0, 150.0, 12.0, 180.0)
+    out = refine_steep_flanks(biased, ink, pen)
+    # steep, away from the apex (where the two flanks' ink merges across a row) and the foot
+    flank = (np.abs(cols - 40.0) >= 3) & (np.abs(cols - 40.0) <= 10)
+    assert np.abs(biased - truth)[flank].min() > 4.0
+    assert np.abs(out - truth)[flank].max() < 2.0
+
+
+def test_flat_and_gentle_curves_are_left_alone():
+    w, h, pen = 120, 100, 3.0
+    cols = np.arange(w, dtype=np.float64)
+    y = 50.0 + 20.0 * np.sin(cols / 15.0)  # at most 1.3 px per column
+    ink = _draw(cols, y, h, w, pen)
+    np.testing.assert_array_equal(refine_steep_flanks(y, ink, pen), y)
+
+
+def test_a_spike_narrower_than_the_pen_keeps_finite_values_inside_its_range():
+    w, h, pen = 60, 200, 3.0
+    fine = np.linspace(0, w - 1, 3000)
+    ink = _draw(fine, _spike(fine, 30.0, 120.0, 1.5, 170.0), h, w, pen)
+    cols = np.arange(w, dtype=np.float64)
+    y = _spike(cols, 30.0, 120.0, 1.5, 170.0)
+    out = refine_steep_flanks(y, ink, pen)
+    assert np.isfinite(out).all()
+    assert out.min() >= y.min() - 1.0 and out.max() <= y.max() + 1.0
