@@ -15,6 +15,7 @@ import numpy as np
 # row reading on (realdev renders 21.00 -> 22.37 dB, scans 15.58 -> 15.70, synthetic cache 23.77 -> 24.20)
 STEEP_PX = 6.0
 ROW_LEVEL = 0.05  # ink below this is paper in a row's profile
+MAX_MOVE_COLUMNS = 1.0  # the column reading is off by a fraction of a column, not more
 SPREAD_MARGIN = 1.15  # 1.3 and 1.6 read 0.03 and 0.2 dB worse on realdev renders
 
 
@@ -51,7 +52,8 @@ def refine_steep_flanks(y: np.ndarray, band: np.ndarray, pen_px: float, steep: f
         pts = []
         for r, xg in zip(rows, x_guess):
             crossing = _row_crossing(band[r], xg, reach)
-            if crossing is not None and crossing[1] <= max_spread:  # wider: two flanks merged near an apex
+            # wider: two flanks merged near an apex; further: another stroke crossing this row
+            if crossing is not None and crossing[1] <= max_spread and abs(crossing[0] - xg) <= MAX_MOVE_COLUMNS:
                 pts.append((crossing[0], float(r)))
         if len(pts) < 3:
             continue
@@ -67,7 +69,10 @@ def refine_steep_flanks(y: np.ndarray, band: np.ndarray, pen_px: float, steep: f
         # only where the row points are dense around the column: no long extrapolated spans
         near = np.abs(px[np.clip(np.searchsorted(px, xs), 0, len(px) - 1)] - xs) <= 1.0
         use = inside & near
-        out[xs[use]] = np.interp(xs[use], px, py)
+        y_new = np.interp(xs[use], px, py)
+        # a sub-column correction: never more than MAX_MOVE_COLUMNS of the flank's own travel
+        ok = np.abs(y_new - ys[use]) <= MAX_MOVE_COLUMNS * np.abs(slope[xs[use]]) + pen_px
+        out[xs[use][ok]] = y_new[ok]
     return out
 
 
