@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import LEADS
+from .config import LEADS, PAGE, PaperLayout
 from .debug_plot import save_overlay
 from .io.competition_files import CompetitionFileError, read_image
 from .io.signals_csv import write_signals_csv
@@ -75,9 +75,16 @@ def layout_used(result, requested: str) -> str:
     return placed if timing is None or not timing.simultaneous else placed + "; columns simultaneous (all from 0 s)"
 
 
+def read_with(result) -> PaperLayout:
+    """The page layout stage 2 read with (stage 1's find, else the competition's)."""
+    found = result.stage1.layout_found
+    return found.layout if found is not None else PAGE
+
+
 def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str]) -> list[str]:
     """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
-    windows = ", ".join(f"{lead} {a:g}-{b:g} s" for lead in LEADS for a, b in [printed_window_s(lead, result.digitized)])
+    windows = ", ".join(f"{lead} {w[0]:g}-{w[1]:g} s" if w else f"{lead} not printed"
+                        for lead in LEADS for w in [printed_window_s(lead, result.digitized)])
     return [
         f"digitized from {path.name} by ecgdigit {__version__}, layout {layout}, "
         f"stage0 {result.stage0.method}, stage1 {result.stage1.method}",
@@ -117,7 +124,8 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
         record = write_wfdb_record(out_dir, record_name, signals, fs, LEADS, comments)
         csv = write_signals_csv(out_dir / f"{record_name}.csv", signals, LEADS)
         overlay = save_overlay(overlay_path, result.stage2.rectified, result.stage2.scale,
-                               digitized, None, title=f"{path.name}: layout {layout}; blue = read")
+                               digitized, None, title=f"{path.name}: layout {layout}; blue = read",
+                               layout=read_with(result))
     except Exception as exc:  # disk full, no permission, a value wfdb refuses: this page only
         raise PageError(path, f"writing its outputs to {out_dir} failed ({type(exc).__name__}: {exc})") from None
     if not overlay.is_file():  # cv2.imwrite reports failure by its return value only, which save_overlay drops

@@ -100,7 +100,10 @@ class Pipeline:
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
-        s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.traces,
+        layout = s1.layout_found.layout if s1.layout_found is not None else o.layout
+        # a trace model knows the competition's rows only
+        traces_fn = self.models.traces if layout.rows == o.layout.rows else None
+        s2 = read_traces(rectified, o.stage2_scale, layout, row_prob_fn=traces_fn,
                          reconcile=o.reconcile_limb_leads)
         t["stage2"] = time.perf_counter() - t1
         for warning in s2.digitized.warnings:
