@@ -47,6 +47,26 @@ def read_page(path: Path) -> np.ndarray:
         raise PageError(path, exc.problem) from None
 
 
+NOT_ECG_DARK_SHARE = 0.25  # a page dark over this share of its area (noise, a photo) is no trace on paper
+MIN_TRACE_SHARE = 0.3  # ... and one where the rows found ink in under this share of their columns holds none
+
+
+def not_an_ecg(result) -> str | None:
+    """Why the page is taken for something other than an ECG, or None. Only a page with no ECG grid
+    AND no trace is refused: a faded real page can lack a visible grid and still read well."""
+    if result.stage1.method == "grid":
+        return None
+    grey = result.stage2.rectified[::4, ::4].mean(axis=2)
+    dark = float((grey < 128).mean())
+    if dark > NOT_ECG_DARK_SHARE:
+        return f"not an ECG: no grid found, and {dark:.0%} of it is dark where an ECG is a thin trace on light paper"
+    curves = result.stage2.curves
+    found = float(np.mean([c.found.mean() for c in curves])) if curves else 0.0
+    if found < MIN_TRACE_SHARE:
+        return f"not an ECG: no grid and no trace found (ink in {found:.0%} of the rows' signal columns)"
+    return None
+
+
 def page_cautions(result) -> list[str]:
     """What the record lacks, and signs that the page may not be an ECG at all. Not a refusal: a
     faded real page can lack a visible grid and still read well, so the record is written and the
@@ -110,6 +130,9 @@ def digitize_page(pipeline: Pipeline, path: Path, out_dir: Path, record_name: st
     except Exception as exc:  # a pipeline failure on one page must not stop the others
         raise PageError(path, f"digitizing failed ({type(exc).__name__}: {exc})") from None
     digitized = result.digitized
+    refused = not_an_ecg(result)
+    if refused is not None:
+        raise PageError(path, refused)
     if digitized.is_fallback:
         raise PageError(path, "no signal could be read (" + "; ".join(digitized.warnings) + ")")
     signals = record_signals(digitized, fs)

@@ -20,6 +20,7 @@ from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
 logger = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 200  # smaller than this cannot hold a readable ECG
+OUTLINE_COVER_GAIN = 0.1  # the page outline's geometry replaces the key points' when its rows fit this much better
 
 
 class UnreadableImage(ValueError):
@@ -97,6 +98,8 @@ class Pipeline:
             t["stage0"] = time.perf_counter() - t0
             s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
                         find_layout=o.find_layout)
+            if self._page_outline_may_fit_better(s0, s1):
+                s0, s1 = self._with_page_outline(s0, s1)
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
@@ -109,6 +112,25 @@ class Pipeline:
         for warning in s2.digitized.warnings:
             logger.warning("%s", warning)
         return PipelineResult(s0, s1, s2, t)
+
+    def _page_outline_may_fit_better(self, s0: Stage0Result, s1: Stage1Result) -> bool:
+        """Stage 0's key-point model knows the competition's page: where stage 1 found another
+        layout, its homography may have put the rows squares away from where they are."""
+        found = s1.layout_found
+        return s0.method == "keypoints" and found is not None and found.kind != "competition"
+
+    def _with_page_outline(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
+        """Stages 0 and 1 again from the page outline (no key points); kept where the layout found
+        on them fits the rows clearly better (or is the competition's, pulses in place)."""
+        o = self.options
+        alt0 = normalize(s0.upright, o.layout, keypoint_fn=None, orientation_fn=lambda _: 0)
+        alt1 = rectify(alt0.upright, alt0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
+                       find_layout=o.find_layout)
+        found, alt = s1.layout_found, alt1.layout_found
+        if alt is not None and (alt.kind == "competition" or alt.row_cover >= found.row_cover + OUTLINE_COVER_GAIN):
+            logger.info("stage 0: the page outline's geometry fits the layout better (%s)", alt.describe())
+            return Stage0Result(s0.orientation, alt0.upright, alt0.H, alt0.method, s0.orientation_scores), alt1
+        return s0, s1
 
     def predict(self, image: np.ndarray) -> Digitized:
         return self.run(image).digitized

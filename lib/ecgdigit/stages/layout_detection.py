@@ -49,6 +49,9 @@ class LayoutFound:
     arrangement: str = COMPETITION  # its lead_layouts.LEAD_LAYOUTS name
     pulse_side: str = "none"  # where the calibration pulses were found: 'start', 'end' or 'none'
     pulse_height_mm: float | None = None  # the pulses' measured height, where the gain came from
+    # least share of signal columns in which a row's trace is near its baseline (1.0: not measured);
+    # how well the arrangement fits, comparable between two geometries of one page
+    row_cover: float = 1.0
 
     def describe(self) -> str:
         if self.kind == "competition":
@@ -139,7 +142,8 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
         lay = dataclasses.replace(lay, pulse=side)
     if height_mm is not None:
         lay = dataclasses.replace(lay, mm_per_mv=nearest_gain(height_mm / lay.calib_mv))
-    return LayoutFound("signal span", shift, pulses, misfit[(end, kx)] / scale, lay, name, side, height_mm)
+    return LayoutFound("signal span", shift, pulses, misfit[(end, kx)] / scale, lay, name, side, height_mm,
+                       fits[name][2])
 
 
 COVER_MV = 0.5  # a row's trace is within this of its baseline in most columns

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..config import DURATION_S, PAGE, PaperLayout
+from ..lead_layouts import LEAD_LAYOUTS
 from .signals import simulate_record
 from .stroke import stroke_band
 from .truth import EcgRecord, RenderedPage
@@ -44,6 +45,14 @@ CONNECTED_COLUMNS_RATE = 0.1
 # ECG-image-kit's page without the calibration pulse starts each row's signal where the pulse would
 # stand (realdev renders_no_pulse); render with this layout and RenderStyle(show_calibration=False)
 NO_PULSE: PaperLayout = dataclasses.replace(PAGE, signal_x0=PAGE.calib_x0)  # pages drawn with joined columns, so readers stay robust to them
+
+
+def arranged_layout(arrangement: str, pulse: str = "start", mm_per_mv: float = 10.0) -> PaperLayout:
+    """The page of a registered lead arrangement (lead_layouts.LEAD_LAYOUTS) with its calibration pulse
+    at the rows' 'start' (ECG-image-kit's place), 'end' (GE-style) or 'none', at a gain. Without a
+    pulse before it the signal starts where that pulse would be, as on ECG-image-kit's no-pulse pages."""
+    layout = LEAD_LAYOUTS[arrangement].page(PAGE, pulse=pulse, mm_per_mv=mm_per_mv)
+    return layout if pulse == "start" else replace(layout, signal_x0=PAGE.calib_x0)
 
 
 @dataclass(frozen=True)
