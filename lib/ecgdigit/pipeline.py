@@ -11,10 +11,12 @@ import numpy as np
 from .config import PAGE, STAGE1_SCALE, STAGE2_SCALE, PaperLayout
 from .digitized import Digitized
 from .geometry.coordinate_map import CoordinateMap
+from .lead_layouts import COMPETITION
 from .models.stage_callables import StageModels
 from .models.stage_loading import load_stage_models
 from .stages.stage0_normalize import Stage0Result, normalize
 from .stages.stage1_rectify import Stage1Result, rectify
+from .stages.layout_detection import MIN_COVER
 from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
 
 logger = logging.getLogger(__name__)
@@ -117,17 +119,26 @@ class Pipeline:
         """Stage 0's key-point model knows the competition's page: where stage 1 found another
         layout, its homography may have put the rows squares away from where they are."""
         found = s1.layout_found
-        return s0.method == "keypoints" and found is not None and found.kind != "competition"
+        return (s0.method == "keypoints" and self.options.find_layout
+                and (found is None or found.kind != "competition"))
 
     def _with_page_outline(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
         """Stages 0 and 1 again from the page outline (no key points); kept where the layout found
-        on them fits the rows clearly better (or is the competition's, pulses in place)."""
+        on them fits the rows clearly better (or is the competition's, pulses in place). Where the
+        key points gave no grid map at all, only another arrangement than the competition's is
+        taken: a competition page stays as the key points read it."""
         o = self.options
         alt0 = normalize(s0.upright, o.layout, keypoint_fn=None, orientation_fn=lambda _: 0)
         alt1 = rectify(alt0.upright, alt0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
                        find_layout=o.find_layout)
         found, alt = s1.layout_found, alt1.layout_found
-        if alt is not None and (alt.kind == "competition" or alt.row_cover >= found.row_cover + OUTLINE_COVER_GAIN):
+        if alt is None:
+            return s0, s1
+        if found is None:  # no grid map from the key points: taken where the outline shows another arrangement
+            better = alt.kind != "competition" and alt.arrangement != COMPETITION and alt.row_cover >= MIN_COVER
+        else:
+            better = alt.kind == "competition" or alt.row_cover >= found.row_cover + OUTLINE_COVER_GAIN
+        if better:
             logger.info("stage 0: the page outline's geometry fits the layout better (%s)", alt.describe())
             return Stage0Result(s0.orientation, alt0.upright, alt0.H, alt0.method, s0.orientation_scores), alt1
         return s0, s1

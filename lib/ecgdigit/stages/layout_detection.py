@@ -240,7 +240,8 @@ def pulse_heights(ink: np.ndarray, offset: tuple[float, float], scale: float, la
         if patch.size == 0:
             continue
         # the top line's own rows (it is a few px thick): the most inked row, inked in nearly every column
-        along = (patch >= INKED).mean(axis=1)
+        inked = cv2.dilate((patch >= INKED).astype(np.uint8), np.ones((3, 1), np.uint8))  # a px of tilt
+        along = inked.mean(axis=1)
         y = int(np.argmax(along))
         if along[y] >= PULSE_COVER:
             heights.append(base - (max(0, y0) + y - offset[1]) / scale)
