@@ -14,15 +14,15 @@ from .geometry.coordinate_map import CoordinateMap
 from .lead_layouts import COMPETITION
 from .models.stage_callables import StageModels
 from .models.stage_loading import load_stage_models
-from .stages.stage0_normalize import Stage0Result, normalize
+from .stages.stage0_normalize import Stage0Result, normalize, outline_homographies
 from .stages.stage1_rectify import Stage1Result, rectify
-from .stages.layout_detection import MIN_COVER
+from .stages.layout_detection import MIN_FIT
 from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 200  # smaller than this cannot hold a readable ECG
-OUTLINE_COVER_GAIN = 0.1  # the page outline's geometry replaces the key points' when its rows fit this much better
+OTHER_GEOMETRY_FIT_GAIN = 0.1  # another page outline's geometry is taken where its rows fit this much better
 
 
 class UnreadableImage(ValueError):
@@ -100,8 +100,8 @@ class Pipeline:
             t["stage0"] = time.perf_counter() - t0
             s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
                         find_layout=o.find_layout)
-            if self._page_outline_may_fit_better(s0, s1):
-                s0, s1 = self._with_page_outline(s0, s1)
+            if self._other_geometry_may_fit_better(s1):
+                s0, s1 = self._best_geometry(s0, s1)
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
@@ -115,32 +115,34 @@ class Pipeline:
             logger.warning("%s", warning)
         return PipelineResult(s0, s1, s2, t)
 
-    def _page_outline_may_fit_better(self, s0: Stage0Result, s1: Stage1Result) -> bool:
-        """Stage 0's key-point model knows the competition's page: where stage 1 found another
-        layout, its homography may have put the rows squares away from where they are."""
+    def _other_geometry_may_fit_better(self, s1: Stage1Result) -> bool:
+        """Stage 0's key-point model and the classical page finder know the competition's page:
+        where stage 1 found no grid map or another layout, the rows may lie squares from where
+        that homography put them."""
         found = s1.layout_found
-        return (s0.method == "keypoints" and self.options.find_layout
-                and (found is None or found.kind != "competition"))
+        return self.options.find_layout and (found is None or found.kind != "competition")
 
-    def _with_page_outline(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
-        """Stages 0 and 1 again from the page outline (no key points); kept where the layout found
-        on them fits the rows clearly better (or is the competition's, pulses in place). Where the
-        key points gave no grid map at all, only another arrangement than the competition's is
-        taken: a competition page stays as the key points read it."""
+    def _best_geometry(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
+        """Stage 1 again from each classical page outline (stage0_normalize.outline_homographies);
+        one is kept where the layout found on it fits the rows clearly better (or is the
+        competition's, pulses in place). Where stage 0's homography gave no grid map at all, only
+        another arrangement than the competition's is taken: a competition page stays as it was read."""
         o = self.options
-        alt0 = normalize(s0.upright, o.layout, keypoint_fn=None, orientation_fn=lambda _: 0)
-        alt1 = rectify(alt0.upright, alt0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
-                       find_layout=o.find_layout)
-        found, alt = s1.layout_found, alt1.layout_found
-        if alt is None:
-            return s0, s1
-        if found is None:  # no grid map from the key points: taken where the outline shows another arrangement
-            better = alt.kind != "competition" and alt.arrangement != COMPETITION and alt.row_cover >= MIN_COVER
-        else:
-            better = alt.kind == "competition" or alt.row_cover >= found.row_cover + OUTLINE_COVER_GAIN
-        if better:
-            logger.info("stage 0: the page outline's geometry fits the layout better (%s)", alt.describe())
-            return Stage0Result(s0.orientation, alt0.upright, alt0.H, alt0.method, s0.orientation_scores), alt1
+        for method, H in outline_homographies(s0.upright, o.layout):
+            if method == s0.method:
+                continue
+            alt1 = rectify(s0.upright, H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
+                           find_layout=o.find_layout)
+            found, alt = s1.layout_found, alt1.layout_found
+            if alt is None:
+                continue
+            if found is None:
+                better = alt.kind != "competition" and alt.arrangement != COMPETITION and alt.rows_fit >= MIN_FIT
+            else:
+                better = alt.kind == "competition" or alt.rows_fit >= found.rows_fit + OTHER_GEOMETRY_FIT_GAIN
+            if better:
+                logger.info("stage 0: the %s geometry fits the layout better (%s)", method, alt.describe())
+                s0, s1 = Stage0Result(s0.orientation, s0.upright, H, method, s0.orientation_scores), alt1
         return s0, s1
 
     def predict(self, image: np.ndarray) -> Digitized:

@@ -49,9 +49,9 @@ class LayoutFound:
     arrangement: str = COMPETITION  # its lead_layouts.LEAD_LAYOUTS name
     pulse_side: str = "none"  # where the calibration pulses were found: 'start', 'end' or 'none'
     pulse_height_mm: float | None = None  # the pulses' measured height, where the gain came from
-    # least share of signal columns in which a row's trace is near its baseline (1.0: not measured);
-    # how well the arrangement fits, comparable between two geometries of one page
-    row_cover: float = 1.0
+    # how well the arrangement's rows fit the page's traces (_vertical_fit; 1.0: not measured),
+    # comparable between two geometries of one page
+    rows_fit: float = 1.0
 
     def describe(self) -> str:
         if self.kind == "competition":
@@ -108,31 +108,7 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
     group = _arrangements_by_rows(fits)
     lay = LEAD_LAYOUTS[group[0]].page(layout)
     ky_raw, ky, _ = fits[group[0]]
-    ks = np.arange(-MAX_SHIFT_SQUARES, MAX_SHIFT_SQUARES + 1)
-    n_rows = len(lay.baselines_y)
-    bases = [pad + b * scale for b in lay.baselines_y]
-    x0, x1 = pad + lay.signal_x0 * scale, pad + lay.signal_x1 * scale
-    # horizontal: the span fit, every candidate judged on the same columns, the pulse's place free
-    # before the signal (or none) or after it; ties go to the first (ECG-image-kit's place)
-    reach = ROW_REACH_MV * lay.px_per_mv * scale
-    inked = [_inked_columns(ink, b + ky_raw * step, reach) for b in bases]
-    pulse_w = (lay.signal_x0 - lay.calib_x0) * scale
-    lo = max(0, int(x0 - (MAX_SHIFT_SQUARES + 1) * step))
-    hi = min(ink.shape[1], int(np.ceil(x1 + (MAX_SHIFT_SQUARES + 1) * step)))
-    misfit = {(end, int(k)): sum(span_misfit(c, x0 + k * step, x1 + k * step, pulse_w, lo, hi, end) for c in inked) / n_rows
-              for end in (False, True) for k in ks}
-    kx = min(ks, key=lambda k: (misfit[(False, int(k))], abs(k)))
-    if misfit[(False, 0)] - misfit[(False, kx)] < MIN_GAIN * step:
-        kx = 0  # the grid's own answer unless the span clearly disagrees
-    end = False
-    # a pulse after the signal leaves the same inked span as one before it a square to the right:
-    # among placements that fit about as well, one whose pulses are where it puts them wins
-    tied = [e_k for e_k in misfit if misfit[e_k] - misfit[(False, kx)] < MIN_GAIN * step]
-    rows_with = {e_k: pulse_rows_at(ink, (pad + e_k[1] * step, pad + ky * step), scale, lay, "end" if e_k[0] else "start")
-                 for e_k in tied}
-    best = max(rows_with, key=lambda e_k: (rows_with[e_k], -misfit[e_k], not e_k[0]))
-    if rows_with[best] >= MIN_PULSE_ROWS and rows_with[best] > rows_with.get((False, kx), 0):
-        end, kx = best
+    end, kx, misfit = _horizontal_fit(ink, pad, scale, lay, ky_raw, ky)
     shift = (float(kx * layout.grid_major_px), float(ky * layout.grid_major_px))
     offset = (pad + kx * step, pad + ky * step)  # the found frame's origin in `ink`
     name = _by_printed_marks(group, ink, offset, scale, layout)
@@ -142,19 +118,51 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
         lay = dataclasses.replace(lay, pulse=side)
     if height_mm is not None:
         lay = dataclasses.replace(lay, mm_per_mv=nearest_gain(height_mm / lay.calib_mv))
-    return LayoutFound("signal span", shift, pulses, misfit[(end, kx)] / scale, lay, name, side, height_mm,
-                       fits[name][2])
+    return LayoutFound("signal span", shift, pulses, misfit / scale, lay, name, side, height_mm, fits[name][2])
+
+
+def _horizontal_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout, ky_raw: int,
+                    ky: int) -> tuple[bool, int, float]:
+    """(pulse after the signal?, whole-square shift, misfit per row) that puts the rows' signal span
+    on their inked columns: every candidate judged on the same columns, the pulse's place free before
+    the signal (or none: ECG-image-kit) or after it (GE-style)."""
+    step = lay.grid_major_px * scale
+    ks = np.arange(-MAX_SHIFT_SQUARES, MAX_SHIFT_SQUARES + 1)
+    bases = [pad + b * scale for b in lay.baselines_y]
+    x0, x1 = pad + lay.signal_x0 * scale, pad + lay.signal_x1 * scale
+    reach = ROW_REACH_MV * lay.px_per_mv * scale
+    inked = [_inked_columns(ink, b + ky_raw * step, reach) for b in bases]
+    pulse_w = (lay.signal_x0 - lay.calib_x0) * scale
+    lo = max(0, int(x0 - (MAX_SHIFT_SQUARES + 1) * step))
+    hi = min(ink.shape[1], int(np.ceil(x1 + (MAX_SHIFT_SQUARES + 1) * step)))
+    misfit = {(end, int(k)): sum(span_misfit(c, x0 + k * step, x1 + k * step, pulse_w, lo, hi, end) for c in inked) / len(bases)
+              for end in (False, True) for k in ks}
+    kx = min(ks, key=lambda k: (misfit[(False, int(k))], abs(k)))
+    if misfit[(False, 0)] - misfit[(False, kx)] < MIN_GAIN * step:
+        kx = 0  # the grid's own answer unless the span clearly disagrees
+    end = False
+    # a pulse after the signal leaves the same inked span as one before it a square to the right:
+    # among placements that fit about as well, one whose pulses are where it puts them wins
+    tied = [e_k for e_k in misfit if misfit[e_k] - misfit[(False, kx)] < MIN_GAIN * step]
+    rows_with = {e_k: len(pulse_heights(ink, (pad + e_k[1] * step, pad + ky * step), scale, lay, "end" if e_k[0] else "start"))
+                 for e_k in tied}
+    best = max(rows_with, key=lambda e_k: (rows_with[e_k], -misfit[e_k], not e_k[0]))
+    if rows_with[best] >= MIN_PULSE_ROWS and rows_with[best] > rows_with.get((False, kx), 0):
+        end, kx = best
+    return end, int(kx), misfit[(end, int(kx))]
 
 
 COVER_MV = 0.5  # a row's trace is within this of its baseline in most columns
-MIN_COVER = 0.6  # ... in this share of the signal's columns at least, in every row of an arrangement
-MIN_COVER_GAIN = 0.15  # another arrangement must beat the competition's by this much
+BETWEEN_MV = 0.25  # ... and seldom this near the midline between two rows
+MIN_FIT = 0.5  # an arrangement's rows fit when (least share of columns near a baseline) - (mean share near a midline) reaches this
+MIN_FIT_GAIN = 0.15  # another arrangement must beat the competition's fit by this much
 
 
 def _vertical_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout) -> tuple[int, int, float]:
     """For one arrangement: the whole-square vertical shift that puts most of the rows' ink within a
     quarter mV of its baselines (as found, and after preferring no shift unless clearly better), and
-    the least share of signal columns any of its rows has trace ink near its baseline in."""
+    how well its rows fit the page: the least share of signal columns any of its rows has trace ink
+    near its baseline in, less the mean share with ink near the midlines between its rows."""
     step = lay.grid_major_px * scale
     ks = np.arange(-MAX_SHIFT_SQUARES, MAX_SHIFT_SQUARES + 1)
     bases = [pad + b * scale for b in lay.baselines_y]
@@ -172,16 +180,23 @@ def _vertical_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout) -> 
     ky = 0 if ky_raw != 0 and v_score[ky_raw] < 1.05 * v_score[0] else ky_raw
     # the signal span may sit a square or two off yet: its middle columns are inked whatever the shift
     m0, m1 = int(x0 + (MAX_SHIFT_SQUARES + 1) * step), int(x1 - (MAX_SHIFT_SQUARES + 1) * step)
-    reach = COVER_MV * lay.px_per_mv * scale
-    cover = min(float(_inked_columns(ink, b + ky_raw * step, reach)[m0:m1].mean()) for b in bases)
-    return ky_raw, ky, cover
+    px_mv = lay.px_per_mv * scale
+
+    def share(y: float, reach_mv: float) -> float:
+        return float(_inked_columns(ink, y, reach_mv * px_mv)[m0:m1].mean())
+
+    on_rows = min(share(b + ky_raw * step, COVER_MV) for b in bases)
+    # a page packed with more rows than the arrangement has traces between its baselines too
+    between = [0.5 * (a + b) + ky_raw * step for a, b in zip(bases[:-1], bases[1:])]
+    off_rows = float(np.mean([share(y, BETWEEN_MV) for y in between])) if between else 0.0
+    return ky_raw, ky, on_rows - off_rows
 
 
 def _arrangements_by_rows(fits: dict[str, tuple[int, int, float]]) -> list[str]:
     """The arrangements whose rows the page's traces lie on (the best cover; those sharing its
     baselines tie), the competition's unless another clearly fits better."""
     best = max(fits, key=lambda n: fits[n][2])
-    if best == COMPETITION or fits[best][2] < MIN_COVER or fits[best][2] < fits[COMPETITION][2] + MIN_COVER_GAIN:
+    if best == COMPETITION or fits[best][2] < MIN_FIT or fits[best][2] < fits[COMPETITION][2] + MIN_FIT_GAIN:
         best = COMPETITION
     return [n for n in LEAD_LAYOUTS if LEAD_LAYOUTS[n].baselines_y == LEAD_LAYOUTS[best].baselines_y
             and fits[n][:2] == fits[best][:2]]
@@ -246,10 +261,6 @@ def pulse_heights(ink: np.ndarray, offset: tuple[float, float], scale: float, la
         if along[y] >= PULSE_COVER:
             heights.append(base - (max(0, y0) + y - offset[1]) / scale)
     return heights
-
-
-def pulse_rows_at(ink: np.ndarray, offset: tuple[float, float], scale: float, lay: PaperLayout, side: str) -> int:
-    return len(pulse_heights(ink, offset, scale, lay, side))
 
 
 def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: float, lay: PaperLayout,
