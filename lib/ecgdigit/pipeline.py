@@ -124,9 +124,8 @@ class Pipeline:
 
     def _best_geometry(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
         """Stage 1 again from each classical page outline (stage0_normalize.outline_homographies);
-        one is kept where the layout found on it fits the rows clearly better (or is the
-        competition's, pulses in place). Where stage 0's homography gave no grid map at all, only
-        another arrangement than the competition's is taken: a competition page stays as it was read."""
+        one is kept where it shows another arrangement than the competition's whose rows fit
+        clearly better than what stage 0's homography gave (or where that gave no grid map)."""
         o = self.options
         for method, H in outline_homographies(s0.upright, o.layout):
             if method == s0.method:
@@ -136,10 +135,10 @@ class Pipeline:
             found, alt = s1.layout_found, alt1.layout_found
             if alt is None:
                 continue
-            if found is None:
-                better = alt.kind != "competition" and alt.arrangement != COMPETITION and alt.rows_fit >= MIN_FIT
-            else:
-                better = alt.kind == "competition" or alt.rows_fit >= found.rows_fit + OTHER_GEOMETRY_FIT_GAIN
+            # a page read as the competition's arrangement keeps its geometry: the competition path
+            # (pulses or not) reads exactly as it did without the retry
+            better = (alt.kind != "competition" and alt.arrangement != COMPETITION
+                      and alt.rows_fit >= (MIN_FIT if found is None else found.rows_fit + OTHER_GEOMETRY_FIT_GAIN))
             if better:
                 logger.info("stage 0: the %s geometry fits the layout better (%s)", method, alt.describe())
                 s0, s1 = Stage0Result(s0.orientation, s0.upright, H, method, s0.orientation_scores), alt1
