@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import __version__
@@ -47,23 +48,35 @@ def read_page(path: Path) -> np.ndarray:
         raise PageError(path, exc.problem) from None
 
 
-NOT_ECG_DARK_SHARE = 0.25  # a page dark over this share of its area (noise, a photo) is no trace on paper
-MIN_TRACE_SHARE = 0.3  # ... and one where the rows found ink in under this share of their columns holds none
+NOT_ECG_BUSY_SHARE = 0.2  # pixels far from their neighbourhood's median over this share of a page: noise, not a trace on paper
+MIN_TRACE_SHARE = 0.3  # where no grid was found, rows with ink in under this share of their columns hold no trace
+NO_ROWS_FIT = 0.35  # a "grid" on which no arrangement's rows fit the ink under this (random pixels) is no ECG grid
+
+
+def busy_share(rgb: np.ndarray) -> float:
+    """Share of pixels more than 40 grey levels from their 5x5 median: a trace and grid lines on paper
+    are a few % of a page, random pixels most of it (lighting does not count: it is smooth)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return float((cv2.absdiff(grey, cv2.medianBlur(grey, 5)) > 40).mean())
 
 
 def not_an_ecg(result) -> str | None:
     """Why the page is taken for something other than an ECG, or None. Only a page with no ECG grid
-    AND no trace is refused: a faded real page can lack a visible grid and still read well."""
-    if result.stage1.method == "grid":
+    AND no trace is refused: no grid found and little ink along the rows, or a page of noise (with
+    or without a "grid" found in it). A faded real page can lack a visible grid and still read well,
+    a damaged one can hold little trace: both are written, with a caution where there is no grid."""
+    found = result.stage1.layout_found
+    has_grid = result.stage1.method == "grid"
+    if has_grid and (found is None or found.kind == "competition" or found.rows_fit >= NO_ROWS_FIT):
         return None
-    grey = result.stage2.rectified[::4, ::4].mean(axis=2)
-    dark = float((grey < 128).mean())
-    if dark > NOT_ECG_DARK_SHARE:
-        return f"not an ECG: no grid found, and {dark:.0%} of it is dark where an ECG is a thin trace on light paper"
+    no_grid = "no grid found" if not has_grid else f"no rows of trace on what looked like a grid (fit {found.rows_fit:.2f})"
+    busy = busy_share(result.stage2.rectified[::4, ::4])  # about the image's own pixels: the reading page is upsampled
+    if busy > NOT_ECG_BUSY_SHARE:
+        return f"not an ECG: {no_grid}, and {busy:.0%} of it is noise-like where an ECG is a thin trace on paper"
     curves = result.stage2.curves
-    found = float(np.mean([c.found.mean() for c in curves])) if curves else 0.0
-    if found < MIN_TRACE_SHARE:
-        return f"not an ECG: no grid and no trace found (ink in {found:.0%} of the rows' signal columns)"
+    share = float(np.mean([c.found.mean() for c in curves])) if curves else 0.0
+    if not has_grid and share < MIN_TRACE_SHARE:
+        return f"not an ECG: {no_grid} and no trace found (ink in {share:.0%} of the rows' signal columns)"
     return None
 
 

@@ -45,14 +45,6 @@ LEAD_LAYOUTS: dict[str, LeadLayout] = {lay.name: lay for lay in (
 )}
 
 
-def arrangement_name(layout: PaperLayout) -> str:
-    """The registered arrangement `layout` prints (its rows and baselines); 'custom' if none."""
-    for lay in LEAD_LAYOUTS.values():
-        if lay.rows == layout.rows and lay.baselines_y == layout.baselines_y:
-            return lay.name
-    return "custom"
-
-
 def printed_segments(rows: tuple[tuple[str, ...], ...]) -> list[tuple[int, int, str, float, float]]:
     """(row, column, lead, t0, t1) of every printed segment, page time in seconds."""
     out = []
