@@ -43,8 +43,14 @@ def write_bad_pages(folder):
     cv2.imwrite(str(folder / "blank.png"), np.full((900, 1200, 3), 255, np.uint8))
     cv2.imwrite(str(folder / "tiny.png"), np.random.default_rng(2).integers(0, 256, (80, 120, 3), dtype=np.uint8))
     (folder / "notes.txt").write_text("not an image\n")
+    # no grid, no trace: random pixels, and a light page with a few blots of ink
+    cv2.imwrite(str(folder / "noise.png"), np.random.default_rng(5).integers(0, 256, (900, 1200, 3), dtype=np.uint8))
+    blots = np.full((900, 1200, 3), 235, np.uint8)
+    for k in range(6):
+        cv2.circle(blots, (150 + 170 * k, 300 + 40 * k), 25, (40, 40, 40), -1)
+    cv2.imwrite(str(folder / "blots.png"), blots)
     return {"corrupt.png": "not a readable image", "blank.png": "blank", "tiny.png": "too small",
-            "notes.txt": "not a readable image"}
+            "notes.txt": "not a readable image", "noise.png": "not an ECG", "blots.png": "not an ECG"}
 
 
 def skipped_lines(text: str) -> dict[str, str]:
@@ -171,7 +177,7 @@ def test_python_m_ecgdigit_digitize_writes_a_record_wfdb_reads_and_skips_bad_pag
     assert np.nanmax(np.abs(csv - sig)) < 0.001
     overlay = cv2.imread(str(out / f"{page.stem}-overlay.png"))
     assert overlay is not None and overlay.shape[1] == 2200
-    assert f"ok {page}: layout competition (pulse in " in proc.stdout and "digitized 1 of 5 page(s)" in proc.stdout
+    assert f"ok {page}: layout competition (pulse in " in proc.stdout and "digitized 1 of 7 page(s)" in proc.stdout
     lines = skipped_lines(proc.stderr)
     for name, words in expect.items():
         assert words in lines[name], (name, lines.get(name))
@@ -251,12 +257,11 @@ def test_pages_600_to_4000_px_wide_and_non_pages_each_get_a_record_or_a_line(tmp
     assert by_file["page-w600.png"].outcome == by_file["page-w4000.png"].outcome == "record"
     assert "too small" in by_file["tiny-w150.png"].detail
     assert "not a readable image" in by_file["corrupt-w800.png"].detail
-    # random pixels hold no grid: written, but flagged, never passed off as a good reading
-    assert by_file["noise-w1600.png"].outcome == "record" and "CAUTION: no ECG grid" in by_file["noise-w1600.png"].detail
+    # random pixels hold no grid and no trace: one line saying so, never a record passed off as a reading
+    assert by_file["noise-w1600.png"].outcome == "reason" and "not an ECG: no grid found" in by_file["noise-w1600.png"].detail
     for name in ("page-w600.png", "page-w4000.png"):
         assert "CAUTION" not in by_file[name].detail
         assert by_file[name].ii_r > II_CORRELATION_FLOOR, (name, by_file[name].ii_r)
-    assert by_file["noise-w1600.png"].ii_r < 0.5  # the truth of the page, not of the noise
     assert "s per page" in capsys.readouterr().out
 
 
@@ -271,8 +276,12 @@ def test_the_package_imports_without_wfdb():
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line_per_page(tmp_path, capsys):
+    from ecgdigit.synth.generate import random_record
+    from ecgdigit.synth.render import render_page
+
     page = tmp_path / "page.png"
-    cv2.imwrite(str(page), np.random.default_rng(4).integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    rng = np.random.default_rng(4)
+    cv2.imwrite(str(page), render_page(random_record(rng, "4", fs=500), rng).image[:, :, ::-1])
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output folder should be")
     rc = digitize_main([str(page), "--out", str(blocker), "--classical", "--quiet"])

@@ -27,6 +27,8 @@ N_COLUMNS = 4
 DURATION_S = 10.0
 SHORT_LEAD_S = DURATION_S / N_COLUMNS  # 2.5 s
 SAMPLING_RATES: tuple[int, ...] = (250, 256, 500, 512, 1000, 1025)
+CALIB_PULSE_S = 0.2  # the calibration pulse: 1 mV for 0.2 s (5 mm at 25 mm/s)
+GAINS_MM_PER_MV: tuple[float, ...] = (5.0, 10.0, 20.0)  # the gains ECG printers offer
 
 
 def lead_column(lead: str) -> int:
@@ -118,6 +120,10 @@ class PaperLayout:
     # page's trace lies 0.43-0.52 px left of and 0.52 px above where the layout puts the truth
     pen_offset_px: float = -0.5
     mark_margin_px: float = 0.5  # around printed marks, for anti-aliasing and small geometry errors
+    # the printed rows' leads, top to bottom (one per baselines_y): a row of n leads splits the
+    # 10 s into n consecutive segments; lead_layouts.LEAD_LAYOUTS registers the arrangements
+    rows: tuple[tuple[str, ...], ...] = LAYOUT_ROWS
+    pulse: str = "start"  # where each row's calibration pulse is: 'start' (calib_x0..signal_x0), 'end', 'none'
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -171,9 +177,9 @@ class PaperLayout:
         """x0, y0, x1, y1 around where a lead name is printed (its text sits on a line
         label_offset_mv below the baseline, starting at its segment's first column). Wide enough
         for 'aVR' at 11 pt, with a margin."""
-        rhythm = row == len(self.baselines_y) - 1
+        rhythm = len(self.rows[row]) == 1
         text_base = self.baselines_y[row] + (self.rhythm_label_offset_mv if rhythm else self.label_offset_mv) * self.px_per_mv
-        x0 = self.time_to_x(column * SHORT_LEAD_S)
+        x0 = self.segment_edges_x(row)[column]
         cap = self.label_font_pt * self.px_per_pt * 0.8  # capital height of DejaVu Sans ~0.73 em
         return x0 - 3.0, text_base - cap - 3.0, x0 + 2.3 * self.label_font_pt * self.px_per_pt, text_base + 4.0
 
@@ -188,13 +194,13 @@ class PaperLayout:
 
     def text_zones(self) -> list[tuple[float, float, float, float]]:
         """Every printed text near the traces: lead names and the legend."""
-        zones = [self.label_zone(r, c) for r in range(len(self.baselines_y)) for c in range(len(LAYOUT_ROWS[r]))]
+        zones = [self.label_zone(r, c) for r in range(len(self.baselines_y)) for c in range(len(self.rows[r]))]
         return zones + self.legend_zones()
 
     def segment_edges_x(self, row: int) -> list[float]:
         """x where each printed segment of a row begins, and where the last one ends: a row of
         four 2.5 s leads has five edges, the rhythm strip two."""
-        n = len(LAYOUT_ROWS[row])
+        n = len(self.rows[row])
         return [self.time_to_x(c * DURATION_S / n) for c in range(n + 1)]
 
     def pulse_zones(self, row: int, drop_px: float | None = None) -> list[tuple[float, float, float, float]]:
@@ -207,9 +213,21 @@ class PaperLayout:
         d = self.pulse_drop_px if drop_px is None else drop_px
         base = self.baselines_y[row]
         top = base - self.calib_mv * self.px_per_mv
+        if self.pulse == "end":  # its leading edge rises d past the signal's end; its foot lies beyond
+            x1 = self.signal_x1
+            return [(x1 + min(0.0, d) - 0.75 * w - m, top - 0.75 * w - m, x1 + d + 0.75 * w + m, base + 0.75 * w + m)]
         x0 = self.signal_x0
         return [(x0 - 0.75 * w - m, top - 0.75 * w - m, x0 + d + 0.75 * w + m, base + 0.75 * w + m),
                 (x0, base - 0.75 * w - m, x0 + 1.5 * d + 0.75 * w + m, base + 0.75 * w + m)]
+
+    def pulse_span_x(self) -> tuple[float, float] | None:
+        """x from where each row's calibration pulse begins to where it ends (None: no pulse): before
+        the signal ('start', ECG-image-kit's) or after it ('end', GE-style pages)."""
+        if self.pulse == "start":
+            return self.calib_x0, self.signal_x0
+        if self.pulse == "end":
+            return self.signal_x1, self.signal_x1 + CALIB_PULSE_S * self.px_per_s
+        return None
 
     def separator_zones(self, row: int) -> list[tuple[float, float, float, float]]:
         """Boxes around the separator bar at each of a row's column boundaries (3x the trace width,

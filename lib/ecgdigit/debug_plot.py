@@ -6,8 +6,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import LAYOUT_ROWS, PAGE, SHORT_LEAD_S, PaperLayout
+from .config import PAGE, PaperLayout
 from .digitized import Digitized
+from .lead_layouts import printed_segments
 
 TRACE_RGB = (0, 160, 255)  # read-back signal
 TRUTH_RGB = (0, 200, 0)  # the truth, where known
@@ -20,16 +21,11 @@ def _row_polyline(values: np.ndarray, fs: float, row: int, lead_t0: float, scale
     return np.round(np.stack([x, y], 1) * 16).astype(np.int32)
 
 
-def _lead_segments(d: Digitized):
-    """(row, lead, t0, values) of every printed segment."""
-    n_short = int(round(SHORT_LEAD_S * d.fs))
-    for r, leads in enumerate(LAYOUT_ROWS):
-        for c, lead in enumerate(leads):
-            if len(leads) == 1:
-                yield r, lead, 0.0, d.lead(lead)
-            else:
-                a = int(round(d.printed_start_s(c) * d.fs))  # drawn where printed, whatever time it shows
-                yield r, lead, c * SHORT_LEAD_S, d.lead(lead)[a:a + n_short]
+def _lead_segments(d: Digitized, layout: PaperLayout):
+    """(row, lead, t0, values) of every printed segment: drawn where printed, whatever time it shows."""
+    for r, c, lead, t0, t1 in printed_segments(layout.rows):
+        a = int(round((0.0 if d.simultaneous_columns else t0) * d.fs))
+        yield r, lead, t0, d.lead(lead)[a:a + int(round((t1 - t0) * d.fs))]
 
 
 def overlay(rectified: np.ndarray, scale: float, digitized: Digitized, truth: Digitized | None = None,
@@ -42,19 +38,18 @@ def overlay(rectified: np.ndarray, scale: float, digitized: Digitized, truth: Di
     for sig, rgb in ((truth, TRUTH_RGB), (digitized, TRACE_RGB)):
         if sig is None:
             continue
-        for r, _lead, t0, v in _lead_segments(sig):
+        for r, _lead, t0, v in _lead_segments(sig, layout):
             cv2.polylines(img, [_row_polyline(v, sig.fs, r, t0, draw_scale, layout)], False, rgb, 1, cv2.LINE_AA, shift=4)
-    for r, leads in enumerate(LAYOUT_ROWS):
-        for c, lead in enumerate(leads):
-            x = int(layout.time_to_x(c * SHORT_LEAD_S) * draw_scale) + 4
-            y = int((layout.baselines_y[r] - 1.4 * layout.px_per_mv) * draw_scale)
-            cv2.putText(img, lead, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 160), 1, cv2.LINE_AA)
+    for r, c, lead, t0, _t1 in printed_segments(layout.rows):
+        x = int(layout.time_to_x(t0) * draw_scale) + 4
+        y = int((layout.baselines_y[r] - 1.4 * layout.px_per_mv) * draw_scale)
+        cv2.putText(img, lead, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 160), 1, cv2.LINE_AA)
     return img
 
 
 def save_overlay(path: str | Path, rectified: np.ndarray, scale: float, digitized: Digitized,
-                 truth: Digitized | None = None, title: str = "") -> Path:
-    img = overlay(rectified, scale, digitized, truth)
+                 truth: Digitized | None = None, title: str = "", layout: PaperLayout = PAGE) -> Path:
+    img = overlay(rectified, scale, digitized, truth, layout=layout)
     if title:
         cv2.putText(img, title, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
     path = Path(path)

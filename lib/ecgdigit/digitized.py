@@ -23,6 +23,9 @@ class Digitized:
     # True: every printed column showed the record's first 2.5 s (not consecutive windows), so each
     # short lead's printed samples sit at 0..2.5 s whatever column it was printed in
     simultaneous_columns: bool = False
+    # lead -> [start, end) s of the record the page printed (stage 2 sets it from the layout it read
+    # with; None: the competition's 3x4 + II windows)
+    lead_windows: dict[str, tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         self.signals = np.asarray(self.signals, dtype=np.float32)
@@ -42,9 +45,18 @@ class Digitized:
         """When (in the record) the short leads printed in `column` begin."""
         return printed_start_s(column, self.simultaneous_columns)
 
+    def printed_window(self, lead: str) -> tuple[float, float] | None:
+        """[start, end) s of the record the page printed for `lead`; None: not printed on this page."""
+        if self.lead_windows is not None:
+            return self.lead_windows.get(lead)
+        if lead == RHYTHM_LEAD:
+            return 0.0, DURATION_S
+        t0 = self.printed_start_s(lead_column(lead))
+        return t0, t0 + SHORT_LEAD_S
+
     def replace_signals(self, signals: np.ndarray, warnings: list[str] | None = None) -> "Digitized":
         return Digitized(signals, self.fs, list(self.warnings if warnings is None else warnings), self.is_fallback,
-                         self.simultaneous_columns)
+                         self.simultaneous_columns, self.lead_windows)
 
 
 def printed_start_s(column: int, simultaneous: bool) -> float:

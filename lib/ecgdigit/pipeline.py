@@ -11,15 +11,18 @@ import numpy as np
 from .config import PAGE, STAGE1_SCALE, STAGE2_SCALE, PaperLayout
 from .digitized import Digitized
 from .geometry.coordinate_map import CoordinateMap
+from .lead_layouts import COMPETITION
 from .models.stage_callables import StageModels
 from .models.stage_loading import load_stage_models
-from .stages.stage0_normalize import Stage0Result, normalize
+from .stages.stage0_normalize import Stage0Result, normalize, outline_homographies
 from .stages.stage1_rectify import Stage1Result, rectify
+from .stages.layout_detection import MIN_FIT
 from .stages.stage2_read import Stage2Result, read_traces, rectify_for_reading
 
 logger = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 200  # smaller than this cannot hold a readable ECG
+OTHER_GEOMETRY_FIT_GAIN = 0.1  # another page outline's geometry is taken where its rows fit this much better
 
 
 class UnreadableImage(ValueError):
@@ -97,15 +100,49 @@ class Pipeline:
             t["stage0"] = time.perf_counter() - t0
             s1 = rectify(s0.upright, s0.H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
                         find_layout=o.find_layout)
+            if self._other_geometry_may_fit_better(s1):
+                s0, s1 = self._best_geometry(s0, s1)
             t["stage1"] = time.perf_counter() - t0 - t["stage0"]
         t1 = time.perf_counter()
         rectified = rectify_for_reading(s0.upright, s1.page_to_image, o.stage2_scale)
-        s2 = read_traces(rectified, o.stage2_scale, o.layout, row_prob_fn=self.models.traces,
+        layout = s1.layout_found.layout if s1.layout_found is not None else o.layout
+        # a trace model knows the competition's rows only
+        traces_fn = self.models.traces if layout.rows == o.layout.rows else None
+        s2 = read_traces(rectified, o.stage2_scale, layout, row_prob_fn=traces_fn,
                          reconcile=o.reconcile_limb_leads)
         t["stage2"] = time.perf_counter() - t1
         for warning in s2.digitized.warnings:
             logger.warning("%s", warning)
         return PipelineResult(s0, s1, s2, t)
+
+    def _other_geometry_may_fit_better(self, s1: Stage1Result) -> bool:
+        """Stage 0's key-point model and the classical page finder know the competition's page:
+        where stage 1 found no grid map or another layout, the rows may lie squares from where
+        that homography put them."""
+        found = s1.layout_found
+        return self.options.find_layout and (found is None or found.kind != "competition")
+
+    def _best_geometry(self, s0: Stage0Result, s1: Stage1Result) -> tuple[Stage0Result, Stage1Result]:
+        """Stage 1 again from each classical page outline (stage0_normalize.outline_homographies);
+        one is kept where it shows another arrangement than the competition's whose rows fit
+        clearly better than what stage 0's homography gave (or where that gave no grid map)."""
+        o = self.options
+        for method, H in outline_homographies(s0.upright, o.layout):
+            if method == s0.method:
+                continue
+            alt1 = rectify(s0.upright, H, o.layout, o.stage1_scale, crossing_fn=self.models.grid,
+                           find_layout=o.find_layout)
+            found, alt = s1.layout_found, alt1.layout_found
+            if alt is None:
+                continue
+            # a page read as the competition's arrangement keeps its geometry: the competition path
+            # (pulses or not) reads exactly as it did without the retry
+            better = (alt.kind != "competition" and alt.arrangement != COMPETITION
+                      and alt.rows_fit >= (MIN_FIT if found is None else found.rows_fit + OTHER_GEOMETRY_FIT_GAIN))
+            if better:
+                logger.info("stage 0: the %s geometry fits the layout better (%s)", method, alt.describe())
+                s0, s1 = Stage0Result(s0.orientation, s0.upright, H, method, s0.orientation_scores), alt1
+        return s0, s1
 
     def predict(self, image: np.ndarray) -> Digitized:
         return self.run(image).digitized

@@ -13,14 +13,15 @@ from .config import DURATION_S, LEADS, RHYTHM_LEAD, SHORT_LEAD_S, lead_column
 from .digitized import Digitized
 
 
-def printed_window_s(lead: str, digitized: Digitized | None = None) -> tuple[float, float]:
-    """[start, end) seconds of the record that the page printed for the lead (3x4 + II rows; a page
-    whose columns are simultaneous prints every short lead's first 2.5 s)."""
-    if lead == RHYTHM_LEAD:
-        return 0.0, DURATION_S
-    col = lead_column(lead)
-    t0 = digitized.printed_start_s(col) if digitized is not None else col * SHORT_LEAD_S
-    return t0, t0 + SHORT_LEAD_S
+def printed_window_s(lead: str, digitized: Digitized | None = None) -> tuple[float, float] | None:
+    """[start, end) seconds of the record that the page printed for the lead (the layout stage 2
+    read with; without a reading, the competition's 3x4 + II rows); None: the page did not print it."""
+    if digitized is None:
+        if lead == RHYTHM_LEAD:
+            return 0.0, DURATION_S
+        col = lead_column(lead)
+        return col * SHORT_LEAD_S, (col + 1) * SHORT_LEAD_S
+    return digitized.printed_window(lead)
 
 
 def unread_leads(digitized: Digitized) -> list[str]:
@@ -42,11 +43,12 @@ def record_signals(digitized: Digitized, fs: int) -> np.ndarray:
     out = np.full((n, len(LEADS)), np.nan)
     unread = set(unread_leads(digitized))
     for j, lead in enumerate(LEADS):
-        if lead in unread:
+        window = printed_window_s(lead, digitized)
+        if lead in unread or window is None:
             continue
         src = digitized.lead(lead).astype(np.float64)
         t_src = np.arange(len(src), dtype=np.float64) / float(digitized.fs)
-        t0, t1 = printed_window_s(lead, digitized)
+        t0, t1 = window
         # a nanosecond's slack: k / fs in floats may land a hair off a window edge that is a sample
         inside = (t >= t0 - 0.5e-9) & (t < t1 - 0.5e-9)
         out[inside, j] = np.interp(t[inside], t_src, src)

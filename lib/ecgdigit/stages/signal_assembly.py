@@ -1,14 +1,15 @@
 """Stage 2, physics part: row curves in pixels -> 12 leads in mV over 10 s.
 
-x -> seconds and y -> mV come from the fixed paper rules (25 mm/s, 10 mm/mV) and each row's
-baseline; each short lead is cut from its row's 2.5 s column, lead II from the rhythm strip.
+x -> seconds and y -> mV come from the layout's paper rules (25 mm/s, its gain) and each row's
+baseline; each lead is cut from its longest printed segment (lead II from the rhythm strip).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..config import DURATION_S, LAYOUT_ROWS, LEADS, PAGE, RHYTHM_LEAD, SHORT_LEAD_S, PaperLayout
-from ..digitized import Digitized, printed_start_s
+from ..config import DURATION_S, LEADS, PAGE, PaperLayout
+from ..digitized import Digitized
+from ..lead_layouts import printed_segments, source_segments
 from .trace_reading import RowCurve
 
 
@@ -53,43 +54,46 @@ def interp_extend(t_grid: np.ndarray, t: np.ndarray, v: np.ndarray) -> np.ndarra
 
 def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = PAGE,
                    fs: float | None = None, simultaneous: bool = False) -> Digitized:
-    """12 leads on a uniform grid at fs (default: one sample per rectified column).
+    """12 leads on a uniform grid at fs (default: one sample per rectified column), each from its
+    longest printed segment in `layout.rows` (lead_layouts.source_segments: a rhythm strip before a
+    short copy, which only checks it).
 
     Outside its window a short lead continues its own edge, so that resampling near the edge never
-    mixes in the neighbouring lead. simultaneous: every column shows the record's first 2.5 s, so a
-    short lead printed in column c is moved back by c x 2.5 s.
+    mixes in the neighbouring lead. simultaneous: every column shows the record's first seconds, so a
+    short lead printed from page time t0 is moved back by t0.
     """
     fs = float(fs or layout.px_per_s * scale)
     n = int(round(DURATION_S * fs))
     t_grid = np.arange(n) / fs
     out = np.zeros((n, len(LEADS)), np.float32)
     by_row = {c.row: c for c in curves}
-    second_ii: tuple[np.ndarray, np.ndarray] | None = None  # lead II printed again in a short row
-    for r, row_leads in enumerate(LAYOUT_ROWS):
+    sources = source_segments(layout.rows)
+    windows: dict[str, tuple[float, float]] = {}
+    copies: list[tuple[str, np.ndarray, np.ndarray]] = []  # a lead printed again, shorter: it checks the source
+    read = {}
+    for r, c, lead, t0, t1 in printed_segments(layout.rows):
         if r not in by_row:
             continue
-        curve = by_row[r]
-        t, mv = row_curve_to_mv(curve, scale, layout)
-        if r == len(LAYOUT_ROWS) - 1:  # the rhythm strip: lead II over 10 s
-            keep = _measured_span(t, curve.found, 0.0, DURATION_S)
-            if keep.sum() >= 2:
-                out[:, LEADS.index(RHYTHM_LEAD)] = interp_extend(t_grid, t[keep], mv[keep])
+        if r not in read:
+            read[r] = row_curve_to_mv(by_row[r], scale, layout)
+        t, mv = read[r]
+        keep = _measured_span(t, by_row[r].found, t0, t1)
+        if keep.sum() < 2:
             continue
-        for c, lead in enumerate(row_leads):
-            keep = _measured_span(t, curve.found, c * SHORT_LEAD_S, (c + 1) * SHORT_LEAD_S)
-            if keep.sum() < 2:
-                continue
-            if lead == RHYTHM_LEAD and r < len(LAYOUT_ROWS) - 1 and len(LAYOUT_ROWS[-1]) == 1:
-                second_ii = (t[keep], mv[keep])  # lead II comes from the rhythm strip; this copy checks it
-                continue
-            moved = c * SHORT_LEAD_S - printed_start_s(c, simultaneous)  # page time -> record time
-            out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
+        moved = t0 - (0.0 if simultaneous else t0)  # page time -> record time
+        if sources[lead][:2] != (r, c):
+            copies.append((lead, t[keep] - moved, mv[keep]))
+            continue
+        out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
+        windows[lead] = (t0 - moved, t1 - moved)
     warnings = []
-    if second_ii is not None and RHYTHM_LEAD in LEADS:
-        gap = lead_ii_disagreement(out[:, LEADS.index(RHYTHM_LEAD)], fs, *second_ii)
+    for lead, t_copy, mv_copy in copies:
+        if lead not in windows:
+            continue
+        gap = lead_ii_disagreement(out[:, LEADS.index(lead)], fs, t_copy, mv_copy)
         if gap > LEAD_II_AGREE_MV:
-            warnings.append(f"lead II: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
-    return Digitized(out, fs, warnings, simultaneous_columns=simultaneous)
+            warnings.append(f"lead {lead}: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
+    return Digitized(out, fs, warnings, simultaneous_columns=simultaneous, lead_windows=windows)
 
 
 def lead_ii_disagreement(rhythm: np.ndarray, fs: float, t_copy: np.ndarray, mv_copy: np.ndarray) -> float:

@@ -45,3 +45,14 @@ def normalize(image: np.ndarray, layout: PaperLayout = PAGE, keypoint_fn=None, o
     if quad is not None:
         return Stage0Result(k, upright, page_detection.page_homography_from_quad(quad, layout), "page_quad", scores)
     return Stage0Result(k, upright, page_detection.frame_homography(upright.shape[:2], layout), "frame", scores)
+
+
+def outline_homographies(upright: np.ndarray, layout: PaperLayout = PAGE) -> list[tuple[str, np.ndarray]]:
+    """The classical page -> image homographies, (method, H): the detected paper outline where one is
+    found, and the image's own frame (a clean render or a tight scan is the page itself)."""
+    out = []
+    quad = page_detection.detect_page_quad(upright)
+    if quad is not None:
+        out.append(("page_quad", page_detection.page_homography_from_quad(quad, layout)))
+    out.append(("frame", page_detection.frame_homography(upright.shape[:2], layout)))
+    return out

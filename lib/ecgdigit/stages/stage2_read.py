@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..config import N_ROWS, PAGE, STAGE2_SCALE, PaperLayout
+from ..config import PAGE, STAGE2_SCALE, PaperLayout
 from ..digitized import Digitized
 from ..geometry.coordinate_map import CoordinateMap
+from ..lead_layouts import columns_may_be_simultaneous
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
 from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
@@ -37,7 +38,8 @@ def rectify_for_reading(image: np.ndarray, page_to_image: CoordinateMap, scale: 
 
 def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE, row_prob_fn=None,
                 reconcile: bool = True) -> Stage2Result:
-    """row_prob_fn(rectified, ink) -> (N_ROWS, H, W) probabilities; default: the ink map itself.
+    """row_prob_fn(rectified, ink) -> (rows, H, W) probabilities; default: the ink map itself.
+    layout: the page as stage 1 found it (its rows, pulse and gain; config.PAGE: the competition's).
 
     The ink (flat-fielded, text zones removed) is computed once here, so a model only decides which
     row owns it and every path reads the same pixels.
@@ -47,11 +49,11 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     strokes = grid_free_ink(rectified, stroke, scale, layout)
     ink = suppress_printed_marks(strokes, scale, layout)
     # default: one map shared by every row; each row reads its own band
-    probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * N_ROWS
+    probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * len(layout.baselines_y)
     curves = read_row_curves(probs, scale, layout, strokes=strokes)
     digitized = assemble_leads(curves, scale, layout)
-    timing = find_column_timing(digitized)
-    if timing.simultaneous:
+    timing = find_column_timing(digitized) if columns_may_be_simultaneous(layout.rows) else None
+    if timing is not None and timing.simultaneous:
         digitized = fill_unprinted_windows(assemble_leads(curves, scale, layout, simultaneous=True))
         digitized.warnings.insert(0, timing.describe())
     if reconcile:

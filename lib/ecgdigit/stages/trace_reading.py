@@ -68,38 +68,43 @@ PULSE_INK = 0.4  # mean ink along the pulse's top above this: the row starts wit
 
 
 def has_pulse(ink: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> bool:
-    """Whether the row starts with a calibration pulse: ink all along its top (1 mV, from calib_x0
-    to signal_x0). Pages drawn without one start the trace on the pulse's place instead, and a
-    rectified page whose grid was registered on the separators then shows paper there."""
+    """Whether the row has a calibration pulse where the layout puts it (`PaperLayout.pulse_span_x`):
+    ink all along its top (1 mV over 0.2 s). Pages drawn without one start the trace on the pulse's
+    place instead, and a rectified page whose grid was registered on the separators then shows paper there."""
+    span = layout.pulse_span_x()
+    if span is None:
+        return False
     y = (layout.baselines_y[row] - layout.calib_mv * layout.px_per_mv) * scale
-    x0, x1 = (layout.calib_x0 + 0.2 * (layout.signal_x0 - layout.calib_x0)) * scale, \
-        (layout.signal_x0 - 0.2 * (layout.signal_x0 - layout.calib_x0)) * scale
+    x0, x1 = (span[0] + 0.2 * (span[1] - span[0])) * scale, (span[1] - 0.2 * (span[1] - span[0])) * scale
     reach = int(np.ceil(layout.trace_line_pt * layout.px_per_pt * scale)) + 1  # the top line's own width
     yi = int(round(y))
     patch = ink[max(0, yi - reach):yi + reach + 1, int(x0):int(np.ceil(x1))]
     return patch.size > 0 and float(patch.max(axis=0).mean()) > PULSE_INK
 
 
-PULSE_DROP_SEARCH_PX = (-2.0, 8.0)  # page px around signal_x0 where the pulse's trailing edge may lie
+PULSE_DROP_SEARCH_PX = (-2.0, 8.0)  # page px past the signal's edge where the pulse's edge there may lie
 PULSE_EDGE_COVER = 0.6  # a column this inked between 0.15 and 0.85 mV is the pulse's vertical edge
 
 
 def pulse_drop_px(ink: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> float | None:
-    """Where the row's pulse's trailing edge ends, in page px past signal_x0: the rightmost column
-    near the signal start inked over most of the pulse's height (its position depends on the fs the
-    page was drawn at). None when no such column is found."""
+    """How far past the signal's edge the row's pulse meets it, in page px: a start pulse's trailing
+    edge past signal_x0, an end pulse's leading edge past signal_x1 (the column nearest the signal
+    inked over most of the pulse's height; its position depends on the fs the page was drawn at).
+    None when no such column is found."""
     base = layout.baselines_y[row]
+    end = layout.pulse == "end"
+    edge = layout.signal_x1 if end else layout.signal_x0
     y0 = int((base - 0.85 * layout.calib_mv * layout.px_per_mv) * scale)
     y1 = int((base - 0.15 * layout.calib_mv * layout.px_per_mv) * scale)
-    x_a = int(np.floor((layout.signal_x0 + PULSE_DROP_SEARCH_PX[0]) * scale))
-    x_b = int(np.ceil((layout.signal_x0 + PULSE_DROP_SEARCH_PX[1]) * scale))
+    x_a = int(np.floor((edge + PULSE_DROP_SEARCH_PX[0]) * scale))
+    x_b = int(np.ceil((edge + PULSE_DROP_SEARCH_PX[1]) * scale))
     patch = ink[max(0, y0):max(0, y1), max(0, x_a):max(0, x_b)]
     if patch.size == 0:
         return None
     cols = np.flatnonzero((patch >= 0.5).mean(axis=0) >= PULSE_EDGE_COVER)
     if len(cols) == 0:
         return None
-    return float((max(0, x_a) + cols[-1]) / scale - layout.signal_x0)
+    return float((max(0, x_a) + cols[0 if end else -1]) / scale - edge)
 
 
 def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:

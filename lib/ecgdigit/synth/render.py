@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config import DURATION_S, LAYOUT_ROWS, N_COLUMNS, PAGE, SHORT_LEAD_S, PaperLayout
+from ..config import DURATION_S, PAGE, PaperLayout
+from ..lead_layouts import LEAD_LAYOUTS
 from .signals import simulate_record
 from .stroke import stroke_band
 from .truth import EcgRecord, RenderedPage
@@ -44,6 +45,14 @@ CONNECTED_COLUMNS_RATE = 0.1
 # ECG-image-kit's page without the calibration pulse starts each row's signal where the pulse would
 # stand (realdev renders_no_pulse); render with this layout and RenderStyle(show_calibration=False)
 NO_PULSE: PaperLayout = dataclasses.replace(PAGE, signal_x0=PAGE.calib_x0)  # pages drawn with joined columns, so readers stay robust to them
+
+
+def arranged_layout(arrangement: str, pulse: str = "start", mm_per_mv: float = 10.0) -> PaperLayout:
+    """The page of a registered lead arrangement (lead_layouts.LEAD_LAYOUTS) with its calibration pulse
+    at the rows' 'start' (ECG-image-kit's place), 'end' (GE-style) or 'none', at a gain. Without a
+    pulse before it the signal starts where that pulse would be, as on ECG-image-kit's no-pulse pages."""
+    layout = LEAD_LAYOUTS[arrangement].page(PAGE, pulse=pulse, mm_per_mv=mm_per_mv)
+    return layout if pulse == "start" else replace(layout, signal_x0=PAGE.calib_x0)
 
 
 @dataclass(frozen=True)
@@ -210,26 +219,28 @@ def _estimate_rate(x: np.ndarray, fs: int) -> int:
 def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE, simultaneous: bool = False) -> list[list[np.ndarray]]:
     """Per printed row, its segments (one per column) as (k, 2) float32 page-px polylines.
 
-    simultaneous: column c shows the record's first 2.5 s instead of c x 2.5 .. (c + 1) x 2.5 s.
+    The rows are layout.rows (lead_layouts.LEAD_LAYOUTS: any registered arrangement); a row of n leads
+    shows n consecutive 10/n s windows. simultaneous: every column shows the record's first 10/n s.
     """
     fs = record.fs
-    n_short = int(SHORT_LEAD_S * fs)
     n_full = int(round(DURATION_S * fs))
     if record.n_samples < n_full:
         raise ValueError(f"record {record.record_id!r}: {record.n_samples} samples, expected {n_full} "
                          f"(10 s at {fs} Hz)")
     rows: list[list[np.ndarray]] = []
-    for r, leads in enumerate(LAYOUT_ROWS):
+    for r, leads in enumerate(layout.rows):
         segs = []
         if len(leads) == 1:  # rhythm strip
             t = np.arange(n_full) / fs
             v = record.lead(leads[0])[:n_full]
             segs.append(_to_page(layout, r, t, v))
         else:
+            seg_s = DURATION_S / len(leads)  # 2.5 s on the competition's 4 columns
+            n_seg = int(seg_s * fs)
             for c, lead in enumerate(leads):
-                t = c * SHORT_LEAD_S + np.arange(n_short) / fs
-                a = 0 if simultaneous else c * n_short
-                v = record.lead(lead)[a:a + n_short]
+                t = c * seg_s + np.arange(n_seg) / fs
+                a = 0 if simultaneous else c * n_seg
+                v = record.lead(lead)[a:a + n_seg]
                 segs.append(_to_page(layout, r, t, v))
         rows.append(segs)
     return rows
@@ -252,13 +263,17 @@ def _paint(img: np.ndarray, pts: np.ndarray, width_px: float, grey: int) -> None
     img[ii, jj] = np.round(img[ii, jj] * (1 - cov) + grey * cov).astype(np.uint8)
 
 
-def _calibration_pulse(layout: PaperLayout, row: int, fs: int) -> np.ndarray:
+def _calibration_pulse(layout: PaperLayout, row: int, fs: int) -> np.ndarray | None:
+    """ECG-image-kit's pulse where the layout puts it (before the signal, or after it on GE-style pages)."""
+    span = layout.pulse_span_x()
+    if span is None:
+        return None
     step = 1.0 / fs
     t = np.arange(0, fs * 0.2 * step + 4 * step, step)  # ECG-image-kit's own sampling of the pulse
     pulse = np.ones(len(t))
     pulse[:2] = 0
     pulse[-2:] = 0
-    x = layout.calib_x0 + t * layout.px_per_s + layout.pen_offset_px  # plotted like the trace
+    x = span[0] + t * layout.px_per_s + layout.pen_offset_px  # plotted like the trace
     y = layout.mv_to_y(row, layout.calib_mv * pulse) + layout.pen_offset_px
     return np.stack([x, y], axis=1)
 
@@ -283,32 +298,35 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
         drawn = [traces[-1]] if style.connect_columns else segs
         for s in drawn:
             _paint(img, s, trace_w, grey)
-        if style.show_calibration:
-            _paint(img, _calibration_pulse(layout, r, record.fs), _CALIB_WIDTH_FACTOR * trace_w, grey)
+        pulse = _calibration_pulse(layout, r, record.fs) if style.show_calibration else None
+        if pulse is not None:
+            _paint(img, pulse, _CALIB_WIDTH_FACTOR * trace_w, grey)
         if style.show_ticks and len(segs) > 1:
             half = 0.5 * layout.column_tick_mv * layout.px_per_mv
             y0 = layout.baselines_y[r]
-            for c in range(1, N_COLUMNS):
-                # at the end of column c-1: t = 2.5 (c-1) + n_short / fs
-                x = layout.time_to_x((c - 1) * SHORT_LEAD_S + int(SHORT_LEAD_S * record.fs) / record.fs)
+            seg_s = DURATION_S / len(segs)
+            for c in range(1, len(segs)):
+                # at the end of column c-1: t = seg_s (c-1) + its samples / fs
+                x = layout.time_to_x((c - 1) * seg_s + int(seg_s * record.fs) / record.fs)
                 tick = np.array([[x, y0 - half], [x, y0 + half]])  # a vertical jump: x-monotone
                 _paint(img, tick, _TICK_WIDTH_FACTOR * trace_w, grey)
 
     font = _font(layout.label_font_pt * layout.px_per_pt)
     label_boxes: dict[str, tuple[float, float, float, float]] = {}
     if style.show_labels:
-        for r, leads in enumerate(LAYOUT_ROWS):
+        for r, leads in enumerate(layout.rows):
             rhythm = len(leads) == 1
             off = layout.rhythm_label_offset_mv if rhythm else layout.label_offset_mv
             y = layout.mv_to_y(r, -off)
+            seg_w = (DURATION_S / len(leads)) * layout.px_per_s  # the competition's column_width
             for c, lead in enumerate(leads):
-                box = _draw_text(img, lead, layout.signal_x0 + c * layout.column_width, y, font)
+                box = _draw_text(img, lead, layout.signal_x0 + c * seg_w, y, font)
                 if box is not None:
                     label_boxes[f"{r}_{c}_{lead}"] = box
     # speed and gain legend at (2 s, 0.5 mV) and (4 s, 0.5 mV) from the bottom-left corner
     y_legend = layout.height - 0.5 * layout.px_per_mv
-    _draw_text(img, "25mm/s", 2.0 * layout.px_per_s, y_legend, font)
-    _draw_text(img, "10mm/mV", 4.0 * layout.px_per_s, y_legend, font)
+    _draw_text(img, f"{layout.mm_per_s:g}mm/s", 2.0 * layout.px_per_s, y_legend, font)
+    _draw_text(img, f"{layout.mm_per_mv:g}mm/mV", 4.0 * layout.px_per_s, y_legend, font)
     if style.show_header:
         y = layout.height - int(layout.height / layout.px_per_mv) * layout.px_per_mv
         for line in _header_lines(rng, record):
