@@ -43,13 +43,20 @@ REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
 # toner slightly wider than drawn, paper light grey with grain; the scanner then keeps those levels
 # (no push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
 BW_PRINT = {
+    # grid lines print in solid and broken stretches (_line_pattern): realdev's scans' major lines,
+    # darkness along the line on the page scale (p10/p25/p50/p90 of the darkest of 5 px across):
+    # 45-53 / 54-81 / 74-125 / 149-159, 250-300 grey-px across; the kit's uniform lines were
+    # 70-112 / 85-117 / 95-125 / 118-152; minor lines 14 / 26 / 54 (p10/p50/p90) against 23 / 31 / 45
     "grid_dark": (150.0, 185.0),  # darkness of a major grid line's solid core (255 - grey)
     "grid_gamma": (0.6, 0.75),  # minor lines' darkness relative to major: (24 / 179) ** gamma
     "halftone": (0.5, 0.8),  # depth of the screen's modulation of the grid
     "halftone_pitch": (3.0, 4.5),  # page px
-    "ink_dark": (190.0, 225.0),  # darkness of solid toner
-    "dot_gain": (0.1, 0.4),  # px the toner widens a stroke by (the 2.1 px trace reads 2.2-2.5 px on the scans)
-    "spread_sigma": (0.6, 0.9),  # page px: the toner's soft edge
+    # the trace: solid toner, widened and softened by the print. realdev's scans, on the page scale,
+    # per column across a flat stretch: core darkness 141-155 (median), 594-662 grey-px summed; the
+    # kit's were 128-143 and 512-639 with a softer edge (ink 190-225, gain 0.1-0.4, spread 0.6-0.9)
+    "ink_dark": (175.0, 205.0),  # darkness of solid toner
+    "dot_gain": (0.6, 1.0),  # px the toner widens a stroke by
+    "spread_sigma": (0.4, 0.7),  # page px: the toner's soft edge
     "line_solid": (0.55, 0.8),  # share of a grid line's length that prints solid
     "line_weak": (0.2, 0.45),  # toner density of the broken stretches, relative to solid
     "line_run": (0.7, 1.5),  # page px: smoothing of the solid / broken pattern along the line
