@@ -57,9 +57,12 @@ BW_PRINT = {
     "ink_dark": (175.0, 205.0),  # darkness of solid toner
     "dot_gain": (0.6, 1.0),  # px the toner widens a stroke by
     "spread_sigma": (0.4, 0.7),  # page px: the toner's soft edge
-    "line_solid": (0.55, 0.8),  # share of a grid line's length that prints solid
+    # solid share and run: the kit's twins of the 4 scans then measure along their major lines
+    # 27-50 / 37-59 / 71-127 / 117-156 (p10/p25/p50/p90), 221-309 grey-px across, minor lines
+    # 14-17 / 26-33 / 41-53; image_stats grid_major / minor 96.9 / 33.1 (real 93.2 / 32.5)
+    "line_solid": (0.45, 0.7),  # share of a grid line's length that prints solid
     "line_weak": (0.2, 0.45),  # toner density of the broken stretches, relative to solid
-    "line_run": (0.7, 1.5),  # page px: smoothing of the solid / broken pattern along the line
+    "line_run": (1.0, 2.0),  # page px: smoothing of the solid / broken pattern along the line
     "paper": (250.0, 255.0),
     "grain": (0.3, 1.0),  # paper grain std, grey levels
 }
