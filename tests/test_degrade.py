@@ -182,3 +182,27 @@ def test_orientation_drawn_per_type(page):
           for s in range(25)}
     assert 0 in ks and len(ks) >= 2
     assert {degrade(page, "0001", np.random.default_rng(s)).orientation for s in range(5)} == {0}
+
+
+# ---------------------------------------------------------------- the B&W laser print
+def test_bw_print_lines_print_solid_and_broken_stretches():
+    from ecgdigit.config import PAGE
+    from ecgdigit.synth.degrade import bw_print
+    from ecgdigit.synth.render import grid_image
+
+    red = np.array(grid_image(PAGE, True, True))
+    a, p = bw_print(red, np.random.default_rng(3))
+    b, q = bw_print(red, np.random.default_rng(3))
+    assert np.array_equal(a, b) and p == q  # deterministic per seed
+    grey = a[..., 0].astype(np.float32)
+    dark = p["paper"] - grey
+    rows = [int(round(y)) for y in PAGE.grid_lines(major=True)[1] if 5 < y < PAGE.height - 5]
+    along = np.concatenate([dark[r - 1:r + 2, 100:-100].max(axis=0) for r in rows])
+    lo, hi = np.percentile(along, [10, 90])
+    # solid stretches near the solid's darkness, broken ones well under half of it (a uniform line: lo ~ hi)
+    assert hi > 0.8 * p["grid_dark"] and lo < 0.5 * hi, (lo, hi, p)
+    # minor lines stay lighter than major ones
+    minor = [int(round(y)) for y in PAGE.grid_lines(major=False)[1] if 5 < y < PAGE.height - 5
+             and min(abs(y - r) for r in rows) > 3]
+    m = np.concatenate([dark[r - 1:r + 2, 100:-100].max(axis=0) for r in minor])
+    assert np.median(m) < 0.5 * np.median(along)

@@ -70,3 +70,23 @@ def test_bench_fidelity_prints_real_synthetic_and_the_gap(capsys):
     assert printed.startswith("$ python tools/bench_fidelity.py")
     assert "renders_kaggle_look" in printed and printed.rstrip().splitlines()[-1].startswith("fidelity gap:")
     assert abs(gap) < 15.0  # a synthetic twin of a real page reads near it, not at 0 dB
+
+
+def test_bench_fidelity_twin_draws_the_pulse_as_the_real_page_has_it():
+    tool = load_tool("bench_fidelity")
+    folder = CompetitionFolder(REALDEV / "real_scans")
+    kind = tool.KINDS["real_scans"]
+    assert kind.pulse is None  # per page: 2 of its 4 pages show the pulse
+    image_id = "1961248302"
+    with pytest.raises(ValueError, match="pulse"):
+        tool.synthetic_twin(folder, image_id, 500, kind, (1554, 2038))
+    # rendered on the clean page (0001) to keep it fast: the pulse's top stands 1 mV over row 0's
+    # baseline 0.1 s in, where a page without it draws the trace near its baseline
+    clean = tool.FolderKind("0001", pulse=None)
+    (with_pulse, _), (without, _) = (tool.synthetic_twin(folder, image_id, 500, clean, (1700, 2200), p)
+                                     for p in (True, False))
+    from ecgdigit.config import PAGE
+    x = int(round(PAGE.calib_x0 + 0.1 * PAGE.px_per_s))
+    y = int(round(PAGE.mv_to_y(0, 1.0)))
+    band = slice(y - 3, y + 4)
+    assert with_pulse[band, x, 0].min() < 100 and without[band, x, 0].min() > 150

@@ -105,7 +105,9 @@ def test_a_100hz_record_is_drawn_as_straight_segments_and_read_back():
         lin.append(s.snr_linear)
         dbs.append(s.snr_db)
     assert 10 * np.log10(np.mean(lin)) >= 30.0, dbs
-    assert min(dbs) >= 27.0, dbs
+    # measured 39.5 / 27.2 / 27.0 since SYNTH_VERSION 6 draws steep strokes at their true width across
+    # (as matplotlib does; 41.9 / 30.6 / 30.1 with the old up-to-10 %-thin QRS flanks)
+    assert min(dbs) >= 25.0, dbs
 
 
 def test_truth_csv_folder_feeds_the_renderer(tmp_path):

@@ -174,6 +174,7 @@ class Run:
     n_crossings: int
     residual_px: float
     error: str
+    layout: str = ""  # stage 1's layout detection: 'competition' (pulses found), 'signal span', '' (none)
 
 
 def run_pipeline(pipeline, image: np.ndarray, fs: int, oracle=None) -> Run:
@@ -186,8 +187,9 @@ def run_pipeline(pipeline, image: np.ndarray, fs: int, oracle=None) -> Run:
         return Run(Digitized.fallback(repr(exc), fs), {}, dt, "error", "error", -1, 0, math.nan,
                    f"{type(exc).__name__}: {exc}")
     dt = time.perf_counter() - t0
+    found = getattr(res.stage1, "layout_found", None)
     return Run(res.digitized, dict(res.seconds), dt, res.stage0.method, res.stage1.method, int(res.stage0.orientation),
-               int(res.stage1.n_crossings), float(res.stage1.residual_px), "")
+               int(res.stage1.n_crossings), float(res.stage1.residual_px), "", "" if found is None else found.kind)
 
 
 # ---------------------------------------------------------------- tables

@@ -7,7 +7,8 @@
 For every real image of a realdev folder (../shared/realdev, see its README), the kit's own generator
 draws the SAME truth signals (test_truth/{id}.csv) in the folder's layout and image type:
   renders_kaggle_look   0001 clean page, calibration pulse (ECG-image-kit's competition look)
-  real_scans            0004 black-and-white scan at the real scans' size, calibration pulse
+  real_scans            0004 black-and-white scan at the real scans' size, with the pulse where the real
+                        page has one (stage 1's layout detection on the real page: 2 of the 4 do)
 The pipeline reads both pages; each is scored against the same truth with the competition metric.
 Per folder: the real score, the synthetic score and the gap (synthetic - real: positive = the
 synthetic page is easier), then simple image statistics of both (on the page scale, 2200 px wide):
@@ -55,14 +56,16 @@ class FolderKind:
     """
 
     image_type: str
-    pulse: bool
+    # rows start with the calibration pulse; None: as the real page shows (stage 1's layout detection
+    # on the real page: pulses where the competition's layout puts them, or not)
+    pulse: bool | None
     # keep only pages whose sources.csv source contains one of these (None: all)
     sources: tuple[str, ...] | None = None
 
 
 KINDS: dict[str, FolderKind] = {
     "renders_kaggle_look": FolderKind("0001", pulse=True),
-    "real_scans": FolderKind("0004", pulse=True),  # its README says no pulse; the pages show one
+    "real_scans": FolderKind("0004", pulse=None),  # its README says no pulse; 2 of its 4 pages show one
     # optional: only the pages with consecutive columns (the source's hr_gt / lr_gt renders); its
     # records100 / records500 pages print every column from 0 s, which its truth does not describe
     "renders_no_pulse": FolderKind("0001", pulse=False, sources=("/hr_gt/", "/lr_gt/")),
@@ -126,14 +129,19 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------- the synthetic twin
 def synthetic_twin(folder: CompetitionFolder, image_id: str, fs: int, kind: FolderKind,
-                   size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(image, signals) of the kit's page for the real image's truth, seeded by the id alone."""
+                   size: tuple[int, int], pulse: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image, signals) of the kit's page for the real image's truth, seeded by the id alone.
+
+    pulse: whether the rows start with the calibration pulse (default: the folder kind's)."""
+    pulse = kind.pulse if pulse is None else pulse
+    if pulse is None:
+        raise ValueError(f"{folder.root.name}: the real page's pulse must be given (its folder kind leaves it open)")
     rec = load_truth_record(folder.test_truth_path(image_id), image_id, fs)
     rng = np.random.default_rng(int(image_id) % (2 ** 32))
     # ECG-image-kit plots each lead on its own, in consecutive windows
-    style = matplotlib_look(replace(draw_style(rng), show_calibration=kind.pulse, connect_columns=False,
+    style = matplotlib_look(replace(draw_style(rng), show_calibration=pulse, connect_columns=False,
                                     simultaneous_columns=False))
-    page = render_page(rec, rng, PAGE if kind.pulse else NO_PULSE, style)
+    page = render_page(rec, rng, PAGE if pulse else NO_PULSE, style)
     kw = {"size": size} if kind.image_type != "0001" else {}
     im = make_image(rec, kind.image_type, rng, page=page, orientation=0, **kw)
     return im.image, rec.signals
@@ -213,15 +221,19 @@ def main(argv=None) -> float:
         ids = folder_ids(folder, kind)
         ids = ids[: args.limit] if args.limit else ids
         real_preds, syn_preds, truths, real_st, syn_st = {}, {}, {}, [], []
+        n_pulse = 0
         for image_id in ids:
             rows = test[test["id"] == image_id]
             fs = int(rows["fs"].iloc[0])
             real = folder.test_image(image_id)
-            syn, _ = synthetic_twin(folder, image_id, fs, kind, real.shape[:2])
+            real_run = run_pipeline(pipeline, real, fs)
+            pulse = kind.pulse if kind.pulse is not None else real_run.layout == "competition"
+            n_pulse += pulse
+            syn, _ = synthetic_twin(folder, image_id, fs, kind, real.shape[:2], pulse)
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(args.save_dir / f"{name}_{image_id}.png"), cv2.cvtColor(syn, cv2.COLOR_RGB2BGR))
-            real_preds[image_id] = image_rows(run_pipeline(pipeline, real, fs).digitized, rows)
+            real_preds[image_id] = image_rows(real_run.digitized, rows)
             syn_preds[image_id] = image_rows(run_pipeline(pipeline, syn, fs).digitized, rows)
             truths[image_id] = (folder.test_truth(image_id), fs)
             real_st.append(image_stats(real))
@@ -230,7 +242,7 @@ def main(argv=None) -> float:
         s = score_records(syn_preds, truths, perfect_score=PERFECT_SCORE)
         gap = s.score_db - r.score_db
         gaps.append(abs(gap))
-        print(f"{name}: {len(ids)} images, type {kind.image_type}: real {r.score_db:.2f} dB, synthetic "
+        print(f"{name}: {len(ids)} images ({n_pulse} with the pulse), type {kind.image_type}: real {r.score_db:.2f} dB, synthetic "
               f"{s.score_db:.2f} dB, gap {gap:+.2f} dB (median image real {np.median(r.per_image['snr_db']):.2f}, "
               f"synthetic {np.median(s.per_image['snr_db']):.2f})")
         syn_db = dict(zip(s.per_image["id"].astype(str), s.per_image["snr_db"]))

@@ -293,7 +293,10 @@ def paths() -> Paths:
 # 5: realistic signals (synth/realism.py: realdev's noise spectrum, wander, start transients, lead
 #    spread, 100/250/500 Hz drawing), ECG-image-kit's matplotlib grid (snapped, drawn axis by axis) on
 #    60 % of pages, B&W laser-print recipe for 0004/0012 (0004 also at the real scans' 2038x1554)
-SYNTH_VERSION = 5
+# 6: steep strokes at their true width across (stroke.py's offset segments; were up to 10 % thin on
+#    QRS flanks), B&W prints: grid lines in solid and broken stretches, darker wider toner trace,
+#    the scan of a print sampled bicubically
+SYNTH_VERSION = 6
 
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")

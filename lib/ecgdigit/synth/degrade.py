@@ -43,13 +43,26 @@ REAL_BW_SCAN_SIZE = (1554, 2038)  # realdev's real print-and-scans
 # toner slightly wider than drawn, paper light grey with grain; the scanner then keeps those levels
 # (no push of paper to white and ink to black). Ranges are (lo, hi) drawn uniformly per page.
 BW_PRINT = {
-    "grid_dark": (140.0, 185.0),  # darkness of a major grid line's core (255 - grey)
+    # grid lines print in solid and broken stretches (_line_pattern): realdev's scans' major lines,
+    # darkness along the line on the page scale (p10/p25/p50/p90 of the darkest of 5 px across):
+    # 45-53 / 54-81 / 74-125 / 149-159, 250-300 grey-px across; the kit's uniform lines were
+    # 70-112 / 85-117 / 95-125 / 118-152; minor lines 14 / 26 / 54 (p10/p50/p90) against 23 / 31 / 45
+    "grid_dark": (150.0, 185.0),  # darkness of a major grid line's solid core (255 - grey)
     "grid_gamma": (0.6, 0.75),  # minor lines' darkness relative to major: (24 / 179) ** gamma
     "halftone": (0.5, 0.8),  # depth of the screen's modulation of the grid
     "halftone_pitch": (3.0, 4.5),  # page px
-    "ink_dark": (190.0, 225.0),  # darkness of solid toner
-    "dot_gain": (0.1, 0.4),  # px the toner widens a stroke by (the 2.1 px trace reads 2.2-2.5 px on the scans)
-    "spread_sigma": (0.6, 0.9),  # page px: the toner's soft edge
+    # the trace: solid toner, widened and softened by the print. realdev's scans, on the page scale,
+    # per column across a flat stretch: core darkness 141-155 (median), 594-662 grey-px summed; the
+    # kit's were 128-143 and 512-639 with a softer edge (ink 190-225, gain 0.1-0.4, spread 0.6-0.9)
+    "ink_dark": (175.0, 205.0),  # darkness of solid toner
+    "dot_gain": (0.6, 1.0),  # px the toner widens a stroke by
+    "spread_sigma": (0.4, 0.7),  # page px: the toner's soft edge
+    # solid share and run: the kit's twins of the 4 scans then measure along their major lines
+    # 27-50 / 37-59 / 71-127 / 117-156 (p10/p25/p50/p90), 221-309 grey-px across, minor lines
+    # 14-17 / 26-33 / 41-53; image_stats grid_major / minor 96.9 / 33.1 (real 93.2 / 32.5)
+    "line_solid": (0.45, 0.7),  # share of a grid line's length that prints solid
+    "line_weak": (0.2, 0.45),  # toner density of the broken stretches, relative to solid
+    "line_run": (1.0, 2.0),  # page px: smoothing of the solid / broken pattern along the line
     "paper": (250.0, 255.0),
     "grain": (0.3, 1.0),  # paper grain std, grey levels
 }
@@ -139,7 +152,10 @@ def degrade(page_rgb: np.ndarray, image_type: str, rng: np.random.Generator, *, 
     else:
         page_rgba = cv2.cvtColor(page_rgb, cv2.COLOR_RGB2RGBA)
         bg = np.full((*frame, 3), 128, np.uint8)
-    img = _render(page_rgba, warp, frame, bg, shadow=photometric and spec.capture != "screen", rng=r_img)
+    # a flatbed scan of a laser print samples sharp toner edges: bicubic keeps a thin solid line's
+    # core dark where bilinear spreads it over two pixels at half strength
+    img = _render(page_rgba, warp, frame, bg, shadow=photometric and spec.capture != "screen", rng=r_img,
+                  cubic=photometric and spec.printed_bw)
     if photometric:
         img = _image_space(spec, r_img, img, warp, params)
     img = np.ascontiguousarray(np.rot90(img, k))
@@ -256,7 +272,7 @@ def _local_scale(warp: PageWarp) -> float:
 
 
 def _render(page_rgba: np.ndarray, warp: PageWarp, frame: tuple[int, int], bg: np.ndarray, shadow: bool,
-            rng: np.random.Generator) -> np.ndarray:
+            rng: np.random.Generator, cubic: bool = False) -> np.ndarray:
     """The page seen through the warp, over the background; frame before the quarter turn."""
     inv = _image_to_page(warp, frame)
     lattice = inv.src_xy
@@ -277,7 +293,8 @@ def _render(page_rgba: np.ndarray, warp: PageWarp, frame: tuple[int, int], bg: n
     M = np.float32([[1.0 / LATTICE_STEP, 0, 0], [0, 1.0 / LATTICE_STEP, 0]])
     maps = cv2.warpAffine(lattice, M, (frame[1], frame[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
-    out = cv2.remap(src, maps, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    out = cv2.remap(src, maps, None, interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
                     borderValue=(0, 0, 0, 0))
     inv_a = 255 - out[..., 3]
     if shadow:  # the page (and its holes) cast a soft shadow on the table
@@ -360,7 +377,7 @@ def bw_print(page_rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     k = np.float32(np.sqrt(2.0) * 2 * np.pi / p["halftone_pitch"])
     screen = 0.5 + 0.25 * (np.cos(k * np.arange(w, dtype=np.float32))[None, :]
                            + np.cos(k * np.arange(h, dtype=np.float32))[:, None])
-    grid = solid + screened * screen
+    grid = (solid + screened * screen) * _line_pattern(rng, v, p)
     # dot gain: toner spreads the stroke by about `dot_gain` px with a solid core, then softens its edges
     ink = 255.0 - r.astype(np.float32)
     ink = cv2.addWeighted(ink, 1.0 - p["dot_gain"], cv2.dilate(ink, np.ones((2, 2), np.uint8)), p["dot_gain"], 0.0)
@@ -370,6 +387,39 @@ def bw_print(page_rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     paper = np.float32(p["paper"]) + cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
     out = np.clip(paper - dark * (paper * np.float32(1 / 255.0)), 0, 255).astype(np.uint8)
     return cv2.merge([out, out, out]), {k: round(v, 3) for k, v in p.items()}
+
+
+def _line_pattern(rng: np.random.Generator, v: np.ndarray, p: dict) -> np.ndarray:
+    """(H, W) float32 toner density along the printed grid lines: solid stretches and broken ones.
+
+    A laser printer renders a thin tinted line through its halftone cells: along the line some
+    stretches print solid and others broken (realdev's scans: a major line's darkness runs from
+    under a third of the solid's to the solid's within a few pixels, where the kit's were uniform).
+    Each line (a run of grid rows, or columns, in `v`) gets its own pattern, the same across its
+    width; a pixel takes the pattern of the direction whose grid tone dominates there.
+    """
+    from scipy.special import ndtri
+
+    hrow = cv2.reduce(v, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()  # a horizontal line: a bright row
+    vcol = cv2.reduce(v, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
+    thr = np.float32(ndtri(1.0 - p["line_solid"]))  # a unit-std pattern above this prints solid
+    weak = np.float32(p["line_weak"])
+    ks = 2 * int(np.ceil(3 * p["line_run"])) + 1
+
+    def lines(profile: np.ndarray) -> np.ndarray:
+        on = profile > np.median(profile) + 4.0
+        return np.cumsum(np.diff(np.r_[0, on.astype(np.int8)]) == 1) * on  # 0 between lines, k on the k-th
+
+    def pattern(labels: np.ndarray, length: int) -> np.ndarray:
+        z = rng.standard_normal((int(labels.max()) + 1, length), dtype=np.float32)
+        z = cv2.GaussianBlur(z, (ks, 1), p["line_run"], borderType=cv2.BORDER_REFLECT)
+        z *= np.float32(1.0) / np.maximum(z.std(axis=1, keepdims=True), np.float32(1e-6))
+        solid = np.clip((z - thr) * np.float32(2.0) + np.float32(0.5), 0.0, 1.0)  # soft edges
+        return (weak + (np.float32(1.0) - weak) * solid)[labels]
+
+    fh = pattern(lines(hrow), v.shape[1])
+    fv = pattern(lines(vcol), v.shape[0]).T
+    return np.where(hrow[:, None] >= vcol[None, :], fh, fv)
 
 
 def _to_gain_u8(gain: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

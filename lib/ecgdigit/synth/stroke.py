@@ -58,6 +58,37 @@ def _extremes(x: np.ndarray, y: np.ndarray, edges: np.ndarray):
     return lo, xlo, hi, xhi
 
 
+def _offset_segments(x: np.ndarray, y: np.ndarray, r: float, centres: np.ndarray, top: np.ndarray,
+                     bottom: np.ndarray) -> None:
+    """Lower `top` and raise `bottom` (in place) to the stroke's straight flanks at `centres`.
+
+    The candidate points above lie on the polyline, so between them a steep piece's flank was only
+    reached up to 1/subcols px short: its stroke came out up to 10 % narrower across than the pen
+    (1.89 instead of 2.08 px at slope 25-100; matplotlib's are 2.1). A segment of slope m offset by r
+    along its normal is exact: over c in [x_a + d, x_b + d], d = m r / sqrt(1 + m^2), the top of the
+    column slice is y_a + m (c - x_a - d) - r / sqrt(1 + m^2); the bottom mirrors it with -d and +.
+    """
+    dx = np.diff(x)
+    seg = np.flatnonzero(dx > 0)  # vertical jumps are exact already (both ends are candidates)
+    if seg.size == 0 or centres.size == 0:
+        return
+    xa, ya, m = x[seg], y[seg], np.diff(y)[seg] / dx[seg]
+    q = 1.0 / np.sqrt(1.0 + m * m)
+    d = m * r * q
+    c0, step = centres[0], centres[1] - centres[0] if centres.size > 1 else 1.0
+    for sgn, out, fn in ((1.0, top, np.minimum), (-1.0, bottom, np.maximum)):
+        a = xa + sgn * d  # the offset segment's c range
+        lo = np.maximum(np.ceil((a - c0) / step), 0).astype(np.int64)
+        hi = np.minimum(np.floor((a + dx[seg] - c0) / step), centres.size - 1).astype(np.int64)
+        n = np.maximum(hi - lo + 1, 0)
+        if not n.any():
+            continue
+        j = np.repeat(np.arange(seg.size), n)
+        idx = np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        val = ya[j] + m[j] * (centres[idx] - a[j]) - sgn * r * q[j]
+        fn.at(out, idx, val)
+
+
 def stroke_band(points: np.ndarray, width_px: float, shape: tuple[int, int], scale: float = 1.0,
                 subcols: int = SUBCOLS) -> tuple[int, int, np.ndarray] | None:
     """Coverage (0..1) of the stroke of `points` ((k, 2) x, y page px, x non-decreasing; equal
@@ -96,6 +127,7 @@ def stroke_band(points: np.ndarray, width_px: float, shape: tuple[int, int], sca
         top = np.minimum(top, np.where(h2 >= 0, lo[sl] - np.sqrt(np.maximum(h2, 0)), np.inf))
         h2 = r2 - (xhi[sl] - centres) ** 2
         bottom = np.maximum(bottom, np.where(h2 >= 0, hi[sl] + np.sqrt(np.maximum(h2, 0)), -np.inf))
+    _offset_segments(x, y, r, centres, top, bottom)
     top = np.clip(top, -0.5, h - 0.5)
     bottom = np.clip(bottom, -0.5, h - 0.5)
     ok = bottom > top
