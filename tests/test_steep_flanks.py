@@ -20,12 +20,18 @@ def _spike(x: np.ndarray, centre: float, height: float, half_width: float, base:
     return base - height * np.clip(1.0 - np.abs(x - centre) / half_width, 0.0, None)
 
 
-def test_flank_columns_come_back_where_a_biased_reading_was():
-    w, h, pen = 80, 200, 3.0
-    fine = np.linspace(0, w - 1, 4000)
-    ink = _draw(fine, _spike(fine, 40.0, 150.0, 12.0, 180.0), h, w, pen)
+def _drawn_spike(w: int, h: int, pen: float, centre: float, height: float, half_width: float,
+                 base: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ink, column x, the spike's y at each column) of one triangular spike drawn finely."""
+    fine = np.linspace(0, w - 1, 50 * w)
+    ink = _draw(fine, _spike(fine, centre, height, half_width, base), h, w, pen)
     cols = np.arange(w, dtype=np.float64)
-    truth = _spike(cols, 40.0, 150.0, 12.0, 180.0)
+    return ink, cols, _spike(cols, centre, height, half_width, base)
+
+
+def test_flank_columns_come_back_where_a_biased_reading_was():
+    pen = 3.0
+    ink, cols, truth = _drawn_spike(80, 200, pen, 40.0, 150.0, 12.0, 180.0)
     # a column reading that sits a third of a column early on both flanks (tens of px in y)
     biased = _spike(cols + np.sign(cols - 40.0) * 0.33, 40.0, 150.0, 12.0, 180.0)
     out = refine_steep_flanks(biased, ink, pen)
@@ -44,11 +50,8 @@ def test_flat_and_gentle_curves_are_left_alone():
 
 
 def test_a_spike_narrower_than_the_pen_keeps_finite_values_inside_its_range():
-    w, h, pen = 60, 200, 3.0
-    fine = np.linspace(0, w - 1, 3000)
-    ink = _draw(fine, _spike(fine, 30.0, 120.0, 1.5, 170.0), h, w, pen)
-    cols = np.arange(w, dtype=np.float64)
-    y = _spike(cols, 30.0, 120.0, 1.5, 170.0)
+    pen = 3.0
+    ink, _, y = _drawn_spike(60, 200, pen, 30.0, 120.0, 1.5, 170.0)
     out = refine_steep_flanks(y, ink, pen)
     assert np.isfinite(out).all()
     assert out.min() >= y.min() - 1.0 and out.max() <= y.max() + 1.0
