@@ -75,3 +75,14 @@ def test_column_edges_at_sub_pixel_level_crossing():
     assert np.allclose(top, lo, atol=0.15) and np.allclose(bot, hi, atol=0.15)
     empty = np.zeros_like(member)
     assert np.isnan(column_edges(band, empty)[0]).all()
+
+
+def test_r_peak_next_to_a_deeper_s_trough_keeps_both_extremes():
+    # the flanks between them are too steep for closing and opening to agree: one region holds both
+    x = np.arange(200, dtype=np.float64)
+    y = 300 - 60 * np.exp(-0.5 * ((x - 100) / 1.5) ** 2) + 90 * np.exp(-0.5 * ((x - 104) / 1.5) ** 2)
+    r = 1.5
+    top, bot = _pen_edges(y, r)
+    got = centre_line(top, bot, r)
+    assert abs(got[100] - y[100]) < 2.0, (got[100], y[100])  # the R peak
+    assert abs(got[104] - y[104]) < 2.0, (got[104], y[104])  # the S trough
