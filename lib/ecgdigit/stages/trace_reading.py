@@ -12,6 +12,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from ..config import PAGE, PaperLayout
+from .lead_names import remove_lead_names
 from .steep_flanks import refine_steep_flanks
 from .stroke_envelope import EDGE_LEVEL, centre_line, column_edges, pen_radius
 
@@ -110,18 +111,22 @@ def pulse_drop_px(ink: np.ndarray, row: int, scale: float, layout: PaperLayout =
 def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """Zero the ink where lead names, the legend, the column separators and (where a row has one)
     the calibration pulse's trailing edge are printed: marks beside or on the trace would pull the
-    path onto them. A trace crossing such a zone loses those columns; gap filling bridges them, and
-    at a segment's end the assembly carries the lead's own slope on.
+    path onto them. Of a lead name only the letters go where they can be told from the trace. A trace crossing any other
+    zone loses those columns; gap filling bridges them, and at a segment's end the assembly carries
+    the lead's own slope on.
     """
     out = ink.copy()
-    zones = list(layout.text_zones())
+    zones = []
     for r in range(len(layout.baselines_y)):
         zones += layout.separator_zones(r)
         if has_pulse(ink, r, scale, layout):
             zones += layout.pulse_zones(r, pulse_drop_px(ink, r, scale, layout))
     for zone in zones:
         _zero_box(out, zone, scale)
-    return out
+    for zone in layout.legend_zones():
+        _zero_box(out, zone, scale)
+    # after the separators are gone: a bar touching a lead name would join it to the trace
+    return remove_lead_names(out, scale, layout)
 
 
 def segment_slices(xs: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> list[slice]:
