@@ -197,3 +197,30 @@ def test_a_start_inside_the_pulse_of_a_100_hz_page_is_not_read_from_the_pulse_ta
     start = t < 0.05
     for lead in ("I", "II", "III"):
         assert np.abs(d.lead(lead)[start] - 0.5).max() < 0.05, (lead, d.lead(lead)[start])
+
+
+def test_a_step_between_two_leads_at_a_column_edge_is_read_on_both_sides():
+    """Each lead is its own line and a separator bar is drawn between them: V1-V3 hold -1.2 mV up to
+    their end, V4-V6 start at 0 mV. Neither lead's edge may read the other's (the pen draws the
+    switch half a pixel left of the nominal edge, and the bar joins the two strokes)."""
+    from ecgdigit.config import lead_column
+    from ecgdigit.stages.stage2_read import read_traces
+    from ecgdigit.synth.render import RenderStyle, render_page
+    from ecgdigit.synth.truth import EcgRecord
+
+    fs = 500
+    sig = np.zeros((10 * fs, 12), np.float32)
+    for k, lead in enumerate(LEADS):
+        if lead != "II" and lead_column(lead) == 2:
+            sig[:, k] = -1.2
+    page = render_page(EcgRecord("step", fs, sig), np.random.default_rng(0), style=RenderStyle(show_header=False))
+    img = cv2.resize(page.image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    d = read_traces(img, 2.0, reconcile=False).digitized
+    t = np.arange(d.signals.shape[0]) / d.fs
+    edge = 3 * SHORT_LEAD_S
+    for lead in ("V1", "V2", "V3"):
+        end = (t >= edge - 0.01) & (t < edge)
+        assert np.abs(d.lead(lead)[end] + 1.2).max() < 0.1, (lead, d.lead(lead)[end])
+    for lead in ("V4", "V5", "V6"):
+        start = (t >= edge) & (t < edge + 0.01)
+        assert np.abs(d.lead(lead)[start]).max() < 0.1, (lead, d.lead(lead)[start])

@@ -131,8 +131,10 @@ def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = 
 
 def segment_slices(xs: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE) -> list[slice]:
     """The columns of each printed segment of a row (one lead each): ECG-image-kit draws every lead
-    as its own line, so the trace jumps between leads and each segment is read on its own."""
-    edges = np.asarray(layout.segment_edges_x(row)[1:-1]) * scale
+    as its own line, so the trace jumps between leads and each segment is read on its own. The cut
+    lies where the pen drew the switch (pen_offset_px): at the nominal edge, the next lead's first
+    column held the last lead's end (realdev renders 24.52 -> 24.90 dB)."""
+    edges = (np.asarray(layout.segment_edges_x(row)[1:-1]) + layout.pen_offset_px) * scale
     cuts = [0, *np.searchsorted(xs, edges).tolist(), len(xs)]
     return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
@@ -294,6 +296,8 @@ def read_row_curves(probs, scale: float, layout: PaperLayout = PAGE, **kw) -> li
     cut over it instead of climbing its own spike. Where two rows' curves share a stroke, the one
     that jumped onto it is read again without the other's stroke.
     """
+    if kw.get("strokes") is not None:
+        kw["strokes"] = _without_separators(kw["strokes"], scale, layout)
     curves = [read_row_curve(probs[r], r, scale, layout, **kw) for r in range(len(probs))]
     share = SHARED_INK_MV * layout.px_per_mv * scale
     for r in range(len(curves) - 1):
@@ -305,6 +309,16 @@ def read_row_curves(probs, scale: float, layout: PaperLayout = PAGE, **kw) -> li
         masked = _without_curve(probs[intruder], curves[owner], 2 * share)
         curves[intruder] = read_row_curve(masked, intruder, scale, layout, **kw)
     return curves
+
+
+def _without_separators(strokes: np.ndarray, scale: float, layout: PaperLayout) -> np.ndarray:
+    """The strokes with the separator bars zeroed: a bar joins the end of one lead to the start of
+    the next, and a segment's end columns would keep the other lead's ink as connected to its own."""
+    out = np.array(strokes, dtype=np.float32, copy=True)
+    for r in range(len(layout.baselines_y)):
+        for zone in layout.separator_zones(r):
+            _zero_box(out, zone, scale)
+    return out
 
 
 def _jump_into(y: np.ndarray, shared: np.ndarray) -> float:
