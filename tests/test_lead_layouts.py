@@ -121,6 +121,21 @@ def test_a_50_mm_s_page_shows_5_s_over_the_same_paper_with_a_pulse_twice_as_wide
     assert t == pytest.approx(5.0 - 1 / rec.fs, abs=1e-3) and mv == pytest.approx(rec.lead("II")[2499], abs=1e-3)
 
 
+def test_the_render_command_draws_a_50_mm_s_page(tmp_path):
+    import cv2
+
+    from ecgdigit.synth.render import main as render_main
+
+    out = tmp_path / "fast.png"
+    render_main(["--out", str(out), "--seed", "3", "--arrangement", "6x2", "--pulse", "end", "--speed", "50"])
+    img = cv2.imread(str(out))
+    lay = arranged_layout("6x2", "end", mm_per_s=50.0)
+    x0, x1 = lay.pulse_span_x()
+    assert x1 - x0 == pytest.approx(78.74, abs=0.01)
+    y = int(round(lay.mv_to_y(0, 1.0)))  # the pulse's top, 1 mV over row 0, all along its 10 mm
+    assert img[y - 2:y + 3, int(x0) + 4:int(x1) - 4].min(axis=0).max() < 100
+
+
 # a 50 mm/s page with its pulse at the start passes for the competition's look (its pulse's second
 # half lies where the competition's pulse does): found there, its speed from the pulse all the same
 @pytest.mark.parametrize("arrangement,pulse", [(a, p) for a in LEAD_LAYOUTS for p in ("start", "end")])

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config import CALIB_PULSE_S, DURATION_S, LEGEND_X_MM, PAGE, PaperLayout
+from ..config import CALIB_PULSE_S, DURATION_S, LEGEND_X_MM, PAGE, PAPER_SPEEDS_MM_PER_S, PaperLayout
 from ..lead_layouts import LEAD_LAYOUTS
 from .signals import simulate_record
 from .stroke import stroke_band
@@ -390,11 +390,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fs", type=int, default=500)
     ap.add_argument("--rhythm", default=None, help="sinus, sinus_arrhythmia, afib or pvc")
+    ap.add_argument("--arrangement", choices=list(LEAD_LAYOUTS), default="3x4+1", help="lead arrangement (default 3x4+1)")
+    ap.add_argument("--pulse", choices=("start", "end", "none"), default="start", help="calibration pulse's place")
+    ap.add_argument("--gain", type=float, default=10.0, help="mm/mV (default 10)")
+    ap.add_argument("--speed", type=float, choices=PAPER_SPEEDS_MM_PER_S, default=25.0, help="paper speed, mm/s (default 25)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     overrides = {} if args.rhythm is None else {"rhythm": args.rhythm}
     record = simulate_record(rng, args.fs, record_id=str(args.seed), **overrides)
-    page = render_page(record, rng)
+    layout = arranged_layout(args.arrangement, args.pulse, args.gain, args.speed)
+    style = replace(draw_style(rng, layout), show_calibration=args.pulse != "none")
+    page = render_page(record, rng, layout, style)
     ok = cv2.imwrite(args.out, cv2.cvtColor(page.image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not write {args.out}")
