@@ -116,11 +116,14 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
     fits = {name: _vertical_fit(ink, pad, scale, arr.page(layout)) for name, arr in LEAD_LAYOUTS.items()}
     group = _arrangements_by_rows(fits)
     found = _placed(ink, pad, scale, layout, group, fits, pulses)
-    if found.pulse_width_mm is not None and nearest_speed(found.pulse_width_mm) != layout.mm_per_s:
+    speed = nearest_speed(found.pulse_width_mm) if found.pulse_width_mm is not None else layout.mm_per_s
+    if speed != layout.mm_per_s:
         # a faster page's pulse is wider (the span's other candidates then fit as well as the right
-        # one): placed again with that pulse's room, on the side it was found
-        found = _placed(ink, pad, scale, layout.at_speed(nearest_speed(found.pulse_width_mm)), group, fits, pulses,
-                        found.pulse_side)
+        # one): placed again with that pulse's room, on the side it was found; where no placement
+        # within reach shows the pulses there (a map more than MAX_SHIFT_SQUARES off), the first stands
+        again = _placed(ink, pad, scale, layout.at_speed(speed), group, fits, pulses, found.pulse_side)
+        found = again if again.pulse_side == found.pulse_side else \
+            dataclasses.replace(found, layout=found.layout.at_speed(speed))
     return found
 
 
@@ -152,7 +155,7 @@ def _horizontal_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout, k
     """(pulse after the signal?, whole-square shift, misfit per row) that puts the rows' signal span
     on their inked columns: every candidate judged on the same columns, the pulse's place free before
     the signal (or none: ECG-image-kit) or after it (GE-style); side 'start' or 'end': the pulse's
-    side is known, only its placements are tried."""
+    side is known, only its placements are tried, those showing its pulses first."""
     step = lay.grid_major_px * scale
     ks = np.arange(-MAX_SHIFT_SQUARES, MAX_SHIFT_SQUARES + 1)
     bases = [pad + b * scale for b in lay.baselines_y]
@@ -166,6 +169,12 @@ def _horizontal_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout, k
     misfit = {(end, int(k)): sum(span_misfit(c, x0 + k * step, x1 + k * step, pulse_w, lo, hi, end) for c in inked) / len(bases)
               for end in ends for k in ks}
     end = ends[0]
+    if side is not None:
+        # the pulses' place pins the span: a pulse at its true width (two squares at 50 mm/s) shows its
+        # top over the middle of where a placement puts it only there; of those, the best fit
+        rows_with = {int(k): len(pulse_heights(ink, (pad + k * step, pad + ky * step), scale, lay, side)) for k in ks}
+        kx = min(ks, key=lambda k: (-rows_with[int(k)], misfit[(end, int(k))], abs(k)))
+        return end, int(kx), misfit[(end, int(kx))]
     kx = min(ks, key=lambda k: (misfit[(end, int(k))], abs(k)))
     if misfit[(end, 0)] - misfit[(end, kx)] < MIN_GAIN * step:
         kx = 0  # the grid's own answer unless the span clearly disagrees
