@@ -304,5 +304,5 @@ def test_the_layout_named_is_the_one_found_else_the_one_assumed():
     page.stage2 = simultaneous
     assert layout_used(page, "auto") == found.describe() + "; columns simultaneous (all from 0 s)"
     none = SimpleNamespace(stage1=SimpleNamespace(layout_found=None), stage2=consecutive)
-    assert layout_used(none, "competition") == "competition (as asked)"
-    assert layout_used(none, "auto").startswith("competition (assumed")
+    assert layout_used(none, "competition") == "competition (as asked), 25 mm/s"
+    assert layout_used(none, "auto").startswith("competition (assumed") and layout_used(none, "auto").endswith("25 mm/s assumed")

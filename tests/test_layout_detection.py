@@ -51,6 +51,8 @@ def test_competition_page_is_left_to_the_pulses():
     im = make_image(rec, "0003", rng, orientation=0)
     found = detect_layout(im.page_to_image, im.image)
     assert found.kind == "competition" and found.pulse_rows >= 3 and found.shift_px == (0.0, 0.0)
+    # its pulses' width says 25 mm/s: the layout read with is the competition's own, unchanged
+    assert found.pulse_width_mm == pytest.approx(5.0, rel=0.15) and found.layout is PAGE
 
 
 def test_pipeline_reads_a_no_pulse_colour_scan():

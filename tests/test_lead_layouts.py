@@ -1,6 +1,6 @@
 """Lead arrangements (lead_layouts.LEAD_LAYOUTS): every one the kit claims is drawn by the generator,
-found by layout detection (arrangement, the calibration pulse's side, the gain from its height) and
-read back by the pipeline."""
+found by layout detection (arrangement, the calibration pulse's side, the gain from its height, the
+paper speed from its width) and read back by the pipeline."""
 
 import numpy as np
 import pytest
@@ -8,9 +8,10 @@ import pytest
 from ecgdigit.config import LEADS, PAGE
 from ecgdigit.digitized import Digitized
 from ecgdigit.lead_layouts import COMPETITION, LEAD_LAYOUTS, columns_may_be_simultaneous, source_segments
+from ecgdigit.metric import snr_per_lead
 from ecgdigit.pipeline import Pipeline
 from ecgdigit.record_signals import record_signals
-from ecgdigit.stages.layout_detection import detect_layout, nearest_gain
+from ecgdigit.stages.layout_detection import detect_layout, nearest_gain, nearest_speed
 from ecgdigit.stages.layout_registration import shifted
 from ecgdigit.stages.lead_physics import reconcile_limb_leads
 from ecgdigit.synth.generate import make_image, random_record
@@ -18,10 +19,10 @@ from ecgdigit.synth.render import RenderStyle, arranged_layout, render_page
 from helpers import load_tool
 
 
-def _page(arrangement, pulse, gain, seed, image_type="0001"):
+def _page(arrangement, pulse, gain, seed, image_type="0001", mm_per_s=25.0):
     rng = np.random.default_rng(seed)
     rec = random_record(rng, str(seed), fs=500)
-    layout = arranged_layout(arrangement, pulse, gain)
+    layout = arranged_layout(arrangement, pulse, gain, mm_per_s)
     page = render_page(rec, rng, layout, RenderStyle(show_calibration=pulse != "none"))
     im = make_image(rec, image_type, rng, page=page, orientation=0)
     # in the frame the kit reads in, the signal starts at PAGE.signal_x0
@@ -36,6 +37,7 @@ def test_every_arrangement_prints_each_lead_once_as_its_source():
     assert columns_may_be_simultaneous(LEAD_LAYOUTS["3x4+1"].rows) and columns_may_be_simultaneous(LEAD_LAYOUTS["3x4+3"].rows)
     assert not columns_may_be_simultaneous(LEAD_LAYOUTS["6x2"].rows)
     assert [nearest_gain(g) for g in (4.6, 9.0, 11.5, 18.0)] == [5.0, 10.0, 10.0, 20.0]
+    assert [nearest_speed(w) for w in (4.5, 5.3, 6.9, 7.3, 10.2, 14.0)] == [25.0, 25.0, 25.0, 50.0, 50.0, 50.0]
 
 
 def test_a_6x2_reading_records_5_s_windows_and_reconciles_limb_leads_there():
@@ -103,3 +105,99 @@ def test_the_pipeline_finds_and_reads_each_generated_layout(pipeline, arrangemen
     snr = load_tool("bench_layouts").printed_snr_db(rec.signals, res.digitized, rec.fs)
     print(f"{arrangement}: {found.describe()}: {snr:.2f} dB")
     assert snr >= floor
+
+
+# ---------------------------------------------------------------- paper speed
+def test_a_50_mm_s_page_shows_5_s_over_the_same_paper_with_a_pulse_twice_as_wide():
+    fast, slow = arranged_layout(COMPETITION, "start", mm_per_s=50.0), PAGE
+    assert (fast.shown_s, slow.shown_s) == (5.0, 10.0)
+    assert fast.signal_x1 == pytest.approx(slow.signal_x1) and fast.column_width == pytest.approx(slow.column_width)
+    assert fast.signal_x0 - fast.calib_x0 == pytest.approx(2 * (slow.signal_x0 - slow.calib_x0), abs=0.01)
+    rec, im, _ = _page(COMPETITION, "start", 10.0, seed=5, mm_per_s=50.0)
+    windows = im.page.printed_windows()
+    assert windows["II"] == (0.0, 5.0) and windows["V4"] == (3.75, 5.0)
+    # what is drawn is those seconds of the record: the rhythm strip's last point is lead II at 5 s
+    t, mv = fast.pen_signal(3, *im.page.traces[3][-1].astype(np.float64))
+    assert t == pytest.approx(5.0 - 1 / rec.fs, abs=1e-3) and mv == pytest.approx(rec.lead("II")[2499], abs=1e-3)
+
+
+def test_the_render_command_draws_a_50_mm_s_page(tmp_path):
+    import cv2
+
+    from ecgdigit.synth.render import main as render_main
+
+    out = tmp_path / "fast.png"
+    render_main(["--out", str(out), "--seed", "3", "--arrangement", "6x2", "--pulse", "end", "--speed", "50"])
+    img = cv2.imread(str(out))
+    lay = arranged_layout("6x2", "end", mm_per_s=50.0)
+    x0, x1 = lay.pulse_span_x()
+    assert x1 - x0 == pytest.approx(78.74, abs=0.01)
+    y = int(round(lay.mv_to_y(0, 1.0)))  # the pulse's top, 1 mV over row 0, all along its 10 mm
+    assert img[y - 2:y + 3, int(x0) + 4:int(x1) - 4].min(axis=0).max() < 100
+
+
+# a 50 mm/s page with its pulse at the start passes for the competition's look (its pulse's second
+# half lies where the competition's pulse does): found there, its speed from the pulse all the same
+@pytest.mark.parametrize("arrangement,pulse", [(a, p) for a in LEAD_LAYOUTS for p in ("start", "end")])
+def test_every_50_mm_s_layout_is_found_at_50_on_its_true_geometry(arrangement, pulse):
+    _, im, frame = _page(arrangement, pulse, 10.0, seed=31, mm_per_s=50.0)
+    found = detect_layout(frame, im.image)
+    assert found.layout.mm_per_s == 50.0 and found.pulse_width_mm == pytest.approx(10.0, rel=0.1)
+    assert found.shift_px == (0.0, 0.0) and found.layout.mm_per_mv == 10.0
+    assert (found.arrangement, found.pulse_side) == (arrangement, pulse)
+    assert found.kind == ("competition" if (arrangement, pulse) == (COMPETITION, "start") else "signal span")
+    assert "50 mm/s from the pulse" in found.describe()
+
+
+def test_without_a_pulse_the_speed_is_assumed_25_mm_s():
+    _, im, frame = _page("6x2", "none", 10.0, seed=31, mm_per_s=50.0)
+    found = detect_layout(frame, im.image)
+    assert found.layout.mm_per_s == 25.0 and found.pulse_width_mm is None and "25 mm/s assumed" in found.describe()
+
+
+# measured (`python -m pytest -s tests/test_lead_layouts.py -k 50_mm_s`): 29.56 dB (a colour scan, its
+# pulse at the start: the competition-look path) and 34.52 dB (pulse at the end: the signal span; through
+# digitize, its PNG and its WFDB record)
+FAST_START_FLOOR_DB = 26.5
+FAST_END_FLOOR_DB = 31.5
+
+
+def test_the_pipeline_reads_a_50_mm_s_page_and_fills_the_unshown_5_s(pipeline):
+    rec, im, _ = _page(COMPETITION, "start", 10.0, seed=41, image_type="0003", mm_per_s=50.0)
+    res = pipeline.run(im.image)
+    d = res.digitized
+    assert res.stage1.layout_found.layout.mm_per_s == 50.0 and d.shown_s == 5.0
+    snr = load_tool("bench_layouts").printed_snr_db(rec.signals, d, rec.fs)
+    print(f"50 mm/s, {res.stage1.layout_found.describe()}: {snr:.2f} dB")
+    assert snr >= FAST_START_FLOOR_DB
+    # the competition's rows still get 10 s of lead II, never NaN: after 5 s each lead's median
+    from ecgdigit.config import number_of_rows
+    from ecgdigit.digitized import lead_rows
+    ii = lead_rows(d, "II", 500, number_of_rows("II", 500))
+    assert len(ii) == 5000 and np.isfinite(ii).all()
+    assert np.all(ii[2600:] == ii[-1]) and ii[-1] == pytest.approx(np.median(ii[:2500]), abs=1e-3)
+    assert any("first 5 s only" in w for w in d.warnings)
+
+
+def test_digitize_writes_a_50_mm_s_page_as_a_5_s_record_and_says_the_speed(tmp_path, capsys):
+    import cv2
+    import wfdb
+
+    from ecgdigit.digitize_cli import main as digitize_main
+
+    rec, im, _ = _page(COMPETITION, "end", 10.0, seed=41, image_type="0003", mm_per_s=50.0)
+    page = tmp_path / "fast.png"
+    cv2.imwrite(str(page), cv2.cvtColor(im.image, cv2.COLOR_RGB2BGR))
+    assert digitize_main([str(page), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "50 mm/s from the pulse" in capsys.readouterr().out
+    out = wfdb.rdrecord(str(tmp_path / "out" / "fast"))
+    assert (out.n_sig, out.fs, out.sig_len) == (12, 500, 2500)
+    assert any("paper speed 50 mm/s" in c for c in out.comments)
+    s = n = 0.0
+    for k in range(12):
+        ok = np.isfinite(out.p_signal[:, k])
+        a, b = snr_per_lead(rec.signals[:2500][ok, k], out.p_signal[ok, k], 500)
+        s, n = s + a, n + b
+    snr = 10 * np.log10(s / n)
+    print(f"50 mm/s, pulse at the end, through digitize: {snr:.2f} dB")
+    assert snr >= FAST_END_FLOOR_DB

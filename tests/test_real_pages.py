@@ -36,20 +36,25 @@ def pipeline():
     return Pipeline.load()
 
 
-def read_db(pipeline, folder_name: str, image_id: str) -> float:
+def read_db(pipeline, folder_name: str, image_id: str) -> tuple[float, float]:
+    """(score dB, the paper speed the page was read at)."""
     folder = CompetitionFolder(REALDEV / folder_name)
     rows = folder.test()
     rows = rows[rows["id"] == image_id]
     fs = int(rows["fs"].iloc[0])
-    d = pipeline.predict(folder.test_image(image_id))
+    res = pipeline.run(folder.test_image(image_id))
+    d = res.digitized
     preds = {r.lead: lead_rows(d, r.lead, int(r.fs), int(r.number_of_rows)) for r in rows.itertuples()}
-    return score_records({image_id: preds}, {image_id: (folder.test_truth(image_id), fs)}).score_db
+    found = res.stage1.layout_found
+    speed = found.layout.mm_per_s if found is not None else float("nan")
+    return score_records({image_id: preds}, {image_id: (folder.test_truth(image_id), fs)}).score_db, speed
 
 
 @pytest.mark.parametrize("folder_name,image_id,floor", CASES)
 def test_a_real_page_reads_above_its_floor(pipeline, folder_name, image_id, floor):
-    db = read_db(pipeline, folder_name, image_id)
+    db, speed = read_db(pipeline, folder_name, image_id)
     assert db >= floor, f"{folder_name}/{image_id}: {db:.2f} dB, floor {floor} dB"
+    assert speed == 25.0  # every realdev page is printed at 25 mm/s: found so from the pulse, or assumed
 
 
 def test_bench_real_prints_the_breakdown_per_folder(tmp_path, capsys):

@@ -8,6 +8,7 @@ one edit here fixes them everywhere.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ N_COLUMNS = 4
 DURATION_S = 10.0
 SHORT_LEAD_S = DURATION_S / N_COLUMNS  # 2.5 s
 SAMPLING_RATES: tuple[int, ...] = (250, 256, 500, 512, 1000, 1025)
-CALIB_PULSE_S = 0.2  # the calibration pulse: 1 mV for 0.2 s (5 mm at 25 mm/s)
+CALIB_PULSE_S = 0.2  # the calibration pulse: 1 mV for 0.2 s (5 mm at 25 mm/s, 10 mm at 50)
+PAPER_SPEEDS_MM_PER_S: tuple[float, ...] = (25.0, 50.0)  # the paper speeds the kit reads and draws
 GAINS_MM_PER_MV: tuple[float, ...] = (5.0, 10.0, 20.0)  # the gains ECG printers offer
 
 
@@ -85,6 +87,11 @@ def parse_image_types(text: str) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- paper geometry
+# ECG-image-kit prints '25mm/s' and '10mm/mV' 2 s and 4 s (at 25 mm/s) from the left edge: paper
+# positions, whatever the page's speed
+LEGEND_X_MM: tuple[float, float] = (50.0, 100.0)
+
+
 @dataclass(frozen=True)
 class PaperLayout:
     """ECG-image-kit's page, in pixels of the clean 200 dpi render (x right, y down).
@@ -96,12 +103,14 @@ class PaperLayout:
     dpi: float = 200.0
     width: int = 2200
     height: int = 1700
+    # paper speed, measured per page as the gain is: the signal's printed width (signal_mm) stays, so
+    # a 50 mm/s page shows shown_s = 5 s of the record and its calibration pulse is twice as wide
     mm_per_s: float = 25.0
     mm_per_mv: float = 10.0
+    signal_mm: float = DURATION_S * 25.0  # ECG-image-kit's: 10 s at 25 mm/s
     # zero-mV lines of the 4 printed rows (checked on a real 0001 image within 0.5 px)
     baselines_y: tuple[float, ...] = (708.33, 991.67, 1275.00, 1534.71)
     signal_x0: float = 118.11  # the trace starts here, after the calibration pulse
-    calib_x0: float = 78.74  # 1 mV x 0.2 s calibration pulse spans calib_x0..signal_x0
     calib_mv: float = 1.0
     column_tick_mv: float = 0.63  # vertical tick at each column boundary
     label_offset_mv: float = 0.7  # lead names this far below the baseline
@@ -151,12 +160,23 @@ class PaperLayout:
         return self.dpi / 72.0
 
     @property
+    def shown_s(self) -> float:
+        """Seconds of the record the page shows from its start: 10 at 25 mm/s, 5 at 50."""
+        return self.signal_mm / self.mm_per_s
+
+    @property
+    def calib_x0(self) -> float:
+        """Where a calibration pulse before the signal begins: 1 mV x 0.2 s spans calib_x0..signal_x0
+        (rounded to 0.01 px as the layout's positions are: 78.74 at 25 mm/s, 39.37 at 50)."""
+        return round(self.signal_x0 - CALIB_PULSE_S * self.px_per_s, 2)
+
+    @property
     def column_width(self) -> float:
-        return SHORT_LEAD_S * self.px_per_s
+        return self.shown_s / N_COLUMNS * self.px_per_s
 
     @property
     def signal_x1(self) -> float:
-        return self.signal_x0 + DURATION_S * self.px_per_s
+        return self.signal_x0 + self.shown_s * self.px_per_s
 
     @property
     def grid_major_px(self) -> float:
@@ -185,12 +205,12 @@ class PaperLayout:
 
     def legend_zones(self) -> list[tuple[float, float, float, float]]:
         """Boxes around the '25mm/s' and '10mm/mV' legend printed 0.5 mV above the bottom edge,
-        starting 2 s and 4 s from the page's left edge."""
+        starting LEGEND_X_MM from the page's left edge."""
         text_base = self.height - 0.5 * self.px_per_mv
         cap = self.label_font_pt * self.px_per_pt * 0.8
         em = self.label_font_pt * self.px_per_pt
         return [(x0 - 3.0, text_base - cap - 3.0, x0 + 0.75 * em * n_chars, text_base + 4.0)
-                for x0, n_chars in ((2.0 * self.px_per_s, 6), (4.0 * self.px_per_s, 7))]
+                for x0, n_chars in ((LEGEND_X_MM[0] * self.px_per_mm, 6), (LEGEND_X_MM[1] * self.px_per_mm, 7))]
 
     def text_zones(self) -> list[tuple[float, float, float, float]]:
         """Every printed text near the traces: lead names and the legend."""
@@ -201,7 +221,11 @@ class PaperLayout:
         """x where each printed segment of a row begins, and where the last one ends: a row of
         four 2.5 s leads has five edges, the rhythm strip two."""
         n = len(self.rows[row])
-        return [self.time_to_x(c * DURATION_S / n) for c in range(n + 1)]
+        return [self.time_to_x(c * self.shown_s / n) for c in range(n + 1)]
+
+    def at_speed(self, mm_per_s: float) -> "PaperLayout":
+        """This page at another paper speed (the same paper: signal_x0, width and rows stay)."""
+        return self if mm_per_s == self.mm_per_s else dataclasses.replace(self, mm_per_s=float(mm_per_s))
 
     def pulse_zones(self, row: int, drop_px: float | None = None) -> list[tuple[float, float, float, float]]:
         """Boxes around a row's calibration pulse where it meets the signal start: its trailing edge

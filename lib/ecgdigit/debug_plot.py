@@ -23,7 +23,7 @@ def _row_polyline(values: np.ndarray, fs: float, row: int, lead_t0: float, scale
 
 def _lead_segments(d: Digitized, layout: PaperLayout):
     """(row, lead, t0, values) of every printed segment: drawn where printed, whatever time it shows."""
-    for r, c, lead, t0, t1 in printed_segments(layout.rows):
+    for r, c, lead, t0, t1 in printed_segments(layout.rows, layout.shown_s):
         a = int(round((0.0 if d.simultaneous_columns else t0) * d.fs))
         yield r, lead, t0, d.lead(lead)[a:a + int(round((t1 - t0) * d.fs))]
 
@@ -40,7 +40,7 @@ def overlay(rectified: np.ndarray, scale: float, digitized: Digitized, truth: Di
             continue
         for r, _lead, t0, v in _lead_segments(sig, layout):
             cv2.polylines(img, [_row_polyline(v, sig.fs, r, t0, draw_scale, layout)], False, rgb, 1, cv2.LINE_AA, shift=4)
-    for r, c, lead, t0, _t1 in printed_segments(layout.rows):
+    for r, c, lead, t0, _t1 in printed_segments(layout.rows, layout.shown_s):
         x = int(layout.time_to_x(t0) * draw_scale) + 4
         y = int((layout.baselines_y[r] - 1.4 * layout.px_per_mv) * draw_scale)
         cv2.putText(img, lead, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 160), 1, cv2.LINE_AA)

@@ -99,11 +99,11 @@ def layout_used(result, requested: str) -> str:
     assumed), and which time the columns show (stage 2's column timing)."""
     found = result.stage1.layout_found
     if found is not None:
-        placed = found.describe()
+        placed = found.describe()  # names the paper speed, measured or assumed
     elif requested == "competition":
-        placed = "competition (as asked)"
+        placed = f"competition (as asked), {PAGE.mm_per_s:g} mm/s"
     else:
-        placed = "competition (assumed: no grid map to find the layout on)"
+        placed = f"competition (assumed: no grid map to find the layout on), {PAGE.mm_per_s:g} mm/s assumed"
     timing = result.stage2.column_timing
     return placed if timing is None or not timing.simultaneous else placed + "; columns simultaneous (all from 0 s)"
 
@@ -118,9 +118,12 @@ def record_comments(path: Path, layout: str, result, fs: int, cautions: list[str
     """What a reader of the .hea needs to trust the record: where it came from and what is missing."""
     windows = ", ".join(f"{lead} {w[0]:g}-{w[1]:g} s" if w else f"{lead} not printed"
                         for lead in LEADS for w in [printed_window_s(lead, result.digitized)])
+    speed = read_with(result).mm_per_s
     return [
         f"digitized from {path.name} by ecgdigit {__version__}, layout {layout}, "
         f"stage0 {result.stage0.method}, stage1 {result.stage1.method}",
+        f"paper speed {speed:g} mm/s: the page shows the record's first {result.digitized.shown_s:g} s, "
+        f"which this record covers",
         f"each lead holds values only where the page printed it ({windows}); elsewhere missing (NaN)",
         f"resampled to {fs} Hz from the page's {result.digitized.fs:g} Hz reading grid",
         *(f"caution: {c}" for c in cautions),

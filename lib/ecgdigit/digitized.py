@@ -26,6 +26,9 @@ class Digitized:
     # lead -> [start, end) s of the record the page printed (stage 2 sets it from the layout it read
     # with; None: the competition's 3x4 + II windows)
     lead_windows: dict[str, tuple[float, float]] | None = None
+    # seconds of the record the page showed from its start (PaperLayout.shown_s: 5 at 50 mm/s); the
+    # signals still cover 10 s, filled after it (signal_assembly.fill_unshown)
+    shown_s: float = DURATION_S
 
     def __post_init__(self) -> None:
         self.signals = np.asarray(self.signals, dtype=np.float32)
@@ -56,7 +59,7 @@ class Digitized:
 
     def replace_signals(self, signals: np.ndarray, warnings: list[str] | None = None) -> "Digitized":
         return Digitized(signals, self.fs, list(self.warnings if warnings is None else warnings), self.is_fallback,
-                         self.simultaneous_columns, self.lead_windows)
+                         self.simultaneous_columns, self.lead_windows, self.shown_s)
 
 
 def printed_start_s(column: int, simultaneous: bool) -> float:

@@ -1,5 +1,5 @@
-"""The 12 leads as a record holds them: one time grid at the chosen rate over the 10 s, each lead's
-values where the page printed it and NaN elsewhere.
+"""The 12 leads as a record holds them: one time grid at the chosen rate over the seconds the page
+showed (10 s at 25 mm/s, 5 s at 50), each lead's values where the page printed it and NaN elsewhere.
 
 Outside its printed window a short lead only holds the pipeline's filler (its edge value continued,
 see Digitized); written into a record that filler would pass for measured signal, so it is left out.
@@ -30,15 +30,16 @@ def unread_leads(digitized: Digitized) -> list[str]:
 
 
 def record_signals(digitized: Digitized, fs: int) -> np.ndarray:
-    """(round(10 s * fs), 12) float64 mV in config.LEADS order, NaN outside each printed window and
-    for every unread lead.
+    """(round(shown s * fs), 12) float64 mV in config.LEADS order, NaN outside each printed window and
+    for every unread lead. A page shows shown_s (Digitized.shown_s) of the record from its start: a
+    50 mm/s page's record is 5 s long, not 10 s with a missing half.
 
     Not lead_rows(): that gives test.csv's rows, which start at the window's own start; a record's
     leads share one grid t = k / fs, and the two differ where 2.5 s * fs is not a whole number.
     """
     if fs <= 0:
         raise ValueError(f"sampling rate must be positive, got {fs}")
-    n = int(round(DURATION_S * fs))
+    n = int(round(digitized.shown_s * fs))
     t = np.arange(n, dtype=np.float64) / fs
     out = np.full((n, len(LEADS)), np.nan)
     unread = set(unread_leads(digitized))

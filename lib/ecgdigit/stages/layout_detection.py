@@ -10,7 +10,10 @@ pulses settle that (`layout_registration`) and nothing else is looked for. Other
   covers every column of the signal span and none of the margins beside it, but for the pulse's
   place before it (ECG-image-kit) or after it (GE-style). The whole-square horizontal shift whose span
   best fits the rows' inked columns puts the signal where the layout reads it, whatever the margins;
-- the calibration pulse's side, and the gain from its height (1 mV: 5, 10 or 20 mm).
+- the calibration pulse's side, and the gain from its height (1 mV: 5, 10 or 20 mm);
+- the paper speed from the pulse's width (0.2 s: 5 mm at 25 mm/s, 10 mm at 50), on both kinds of page
+  (a 50 mm/s page with its pulse at the start passes for the competition's look: its pulse's second
+  half lies where the competition's pulse does). Without a pulse the speed is assumed 25 mm/s.
 
 The result is expressed in the competition's frame (the map is shifted so the signal starts at
 `layout.signal_x0`), with the PaperLayout stage 2 reads with; whether a row has a pulse is stage 2's
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..config import GAINS_MM_PER_MV, PAGE, PaperLayout
+from ..config import CALIB_PULSE_S, GAINS_MM_PER_MV, PAGE, PAPER_SPEEDS_MM_PER_S, PaperLayout
 from ..lead_layouts import COMPETITION, LEAD_LAYOUTS
 from ..geometry.coordinate_map import CoordinateMap
 from .grid_suppression import grid_free_ink
@@ -49,17 +52,20 @@ class LayoutFound:
     arrangement: str = COMPETITION  # its lead_layouts.LEAD_LAYOUTS name
     pulse_side: str = "none"  # where the calibration pulses were found: 'start', 'end' or 'none'
     pulse_height_mm: float | None = None  # the pulses' measured height, where the gain came from
+    pulse_width_mm: float | None = None  # the pulses' measured width, where the paper speed came from
     # how well the arrangement's rows fit the page's traces (_vertical_fit; 1.0: not measured),
     # comparable between two geometries of one page
     rows_fit: float = 1.0
 
     def describe(self) -> str:
+        speed = (f"{self.layout.mm_per_s:g} mm/s from the pulse" if self.pulse_width_mm is not None
+                 else f"{self.layout.mm_per_s:g} mm/s assumed")
         if self.kind == "competition":
-            return f"competition (pulse in {self.pulse_rows} rows)"
+            return f"competition (pulse in {self.pulse_rows} rows), {speed}"
         pulse = {"start": "pulse at the start", "end": "pulse at the end"}.get(self.pulse_side, "no pulse")
         gain = (f"{self.layout.mm_per_mv:g} mm/mV from the pulse" if self.pulse_height_mm is not None
                 else f"{self.layout.mm_per_mv:g} mm/mV assumed")
-        return (f"signal span, {self.arrangement}, {pulse}, {gain}, "
+        return (f"signal span, {self.arrangement}, {pulse}, {gain}, {speed}, "
                 f"shifted {self.shift_px[0]:+.0f},{self.shift_px[1]:+.0f} px")
 
 
@@ -95,20 +101,41 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
     """On a map already registered on the grid: keep it where the pulses are where the layout puts
     them; otherwise the registered arrangement whose baselines the rows' traces lie on, the
     whole-square shift that puts its signal span and baselines in place, the pulse's side and the
-    gain its height gives."""
+    gain its height gives. Either way the paper speed its width gives (else layout's: 25 mm/s)."""
     step = layout.grid_major_px * scale
     pad = int(np.ceil((MAX_SHIFT_SQUARES + 1) * step))
     ink = page_ink(page_to_image, upright, layout, scale, pad)
     unpadded = ink[pad:ink.shape[0] - pad, pad:ink.shape[1] - pad]
     pulses = sum(has_pulse(unpadded, r, scale, layout) for r in range(len(layout.baselines_y)))
     if pulses >= MIN_PULSE_ROWS:
-        return LayoutFound("competition", (0.0, 0.0), pulses, 0.0, layout)
+        width_mm = pulse_width_mm(ink, (pad, pad), scale, layout, "start")
+        lay = layout if width_mm is None else layout.at_speed(nearest_speed(width_mm))
+        return LayoutFound("competition", (0.0, 0.0), pulses, 0.0, lay, pulse_side="start",
+                           pulse_height_mm=None, pulse_width_mm=width_mm)
 
     fits = {name: _vertical_fit(ink, pad, scale, arr.page(layout)) for name, arr in LEAD_LAYOUTS.items()}
     group = _arrangements_by_rows(fits)
+    found = _placed(ink, pad, scale, layout, group, fits, pulses)
+    speed = nearest_speed(found.pulse_width_mm) if found.pulse_width_mm is not None else layout.mm_per_s
+    if speed != layout.mm_per_s:
+        # a faster page's pulse is wider (the span's other candidates then fit as well as the right
+        # one): placed again with that pulse's room, on the side it was found; where no placement
+        # within reach shows the pulses there (a map more than MAX_SHIFT_SQUARES off), the first stands
+        again = _placed(ink, pad, scale, layout.at_speed(speed), group, fits, pulses, found.pulse_side)
+        found = again if again.pulse_side == found.pulse_side else \
+            dataclasses.replace(found, layout=found.layout.at_speed(speed))
+    return found
+
+
+def _placed(ink: np.ndarray, pad: int, scale: float, layout: PaperLayout, group: list[str],
+            fits: dict[str, tuple[int, int, float]], pulses: int, side: str | None = None) -> LayoutFound:
+    """The signal span placed for the arrangements in `group` at the layout's paper speed: the
+    whole-square shift, the arrangement its printed marks show, the pulse's side, gain and width
+    (side: the pulse's side when known)."""
+    step = layout.grid_major_px * scale
     lay = LEAD_LAYOUTS[group[0]].page(layout)
     ky_raw, ky, _ = fits[group[0]]
-    end, kx, misfit = _horizontal_fit(ink, pad, scale, lay, ky_raw, ky)
+    end, kx, misfit = _horizontal_fit(ink, pad, scale, lay, ky_raw, ky, side)
     shift = (float(kx * layout.grid_major_px), float(ky * layout.grid_major_px))
     offset = (pad + kx * step, pad + ky * step)  # the found frame's origin in `ink`
     name = _by_printed_marks(group, ink, offset, scale, layout)
@@ -118,14 +145,17 @@ def detect_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout: Pap
         lay = dataclasses.replace(lay, pulse=side)
     if height_mm is not None:
         lay = dataclasses.replace(lay, mm_per_mv=nearest_gain(height_mm / lay.calib_mv))
-    return LayoutFound("signal span", shift, pulses, misfit / scale, lay, name, side, height_mm, fits[name][2])
+    width_mm = pulse_width_mm(ink, offset, scale, lay, side) if side != "none" else None
+    return LayoutFound("signal span", shift, pulses, misfit / scale, lay, name, side, height_mm, width_mm,
+                       fits[name][2])
 
 
 def _horizontal_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout, ky_raw: int,
-                    ky: int) -> tuple[bool, int, float]:
+                    ky: int, side: str | None = None) -> tuple[bool, int, float]:
     """(pulse after the signal?, whole-square shift, misfit per row) that puts the rows' signal span
     on their inked columns: every candidate judged on the same columns, the pulse's place free before
-    the signal (or none: ECG-image-kit) or after it (GE-style)."""
+    the signal (or none: ECG-image-kit) or after it (GE-style); side 'start' or 'end': the pulse's
+    side is known, only its placements are tried, those showing its pulses first."""
     step = lay.grid_major_px * scale
     ks = np.arange(-MAX_SHIFT_SQUARES, MAX_SHIFT_SQUARES + 1)
     bases = [pad + b * scale for b in lay.baselines_y]
@@ -135,19 +165,26 @@ def _horizontal_fit(ink: np.ndarray, pad: int, scale: float, lay: PaperLayout, k
     pulse_w = (lay.signal_x0 - lay.calib_x0) * scale
     lo = max(0, int(x0 - (MAX_SHIFT_SQUARES + 1) * step))
     hi = min(ink.shape[1], int(np.ceil(x1 + (MAX_SHIFT_SQUARES + 1) * step)))
+    ends = (False, True) if side is None else (side == "end",)
     misfit = {(end, int(k)): sum(span_misfit(c, x0 + k * step, x1 + k * step, pulse_w, lo, hi, end) for c in inked) / len(bases)
-              for end in (False, True) for k in ks}
-    kx = min(ks, key=lambda k: (misfit[(False, int(k))], abs(k)))
-    if misfit[(False, 0)] - misfit[(False, kx)] < MIN_GAIN * step:
+              for end in ends for k in ks}
+    end = ends[0]
+    if side is not None:
+        # the pulses' place pins the span: a pulse at its true width (two squares at 50 mm/s) shows its
+        # top over the middle of where a placement puts it only there; of those, the best fit
+        rows_with = {int(k): len(pulse_heights(ink, (pad + k * step, pad + ky * step), scale, lay, side)) for k in ks}
+        kx = min(ks, key=lambda k: (-rows_with[int(k)], misfit[(end, int(k))], abs(k)))
+        return end, int(kx), misfit[(end, int(kx))]
+    kx = min(ks, key=lambda k: (misfit[(end, int(k))], abs(k)))
+    if misfit[(end, 0)] - misfit[(end, kx)] < MIN_GAIN * step:
         kx = 0  # the grid's own answer unless the span clearly disagrees
-    end = False
     # a pulse after the signal leaves the same inked span as one before it a square to the right:
     # among placements that fit about as well, one whose pulses are where it puts them wins
-    tied = [e_k for e_k in misfit if misfit[e_k] - misfit[(False, kx)] < MIN_GAIN * step]
+    tied = [e_k for e_k in misfit if misfit[e_k] - misfit[(end, kx)] < MIN_GAIN * step]
     rows_with = {e_k: len(pulse_heights(ink, (pad + e_k[1] * step, pad + ky * step), scale, lay, "end" if e_k[0] else "start"))
                  for e_k in tied}
     best = max(rows_with, key=lambda e_k: (rows_with[e_k], -misfit[e_k], not e_k[0]))
-    if rows_with[best] >= MIN_PULSE_ROWS and rows_with[best] > rows_with.get((False, kx), 0):
+    if rows_with[best] >= MIN_PULSE_ROWS and rows_with[best] > rows_with.get((end, kx), 0):
         end, kx = best
     return end, int(kx), misfit[(end, int(kx))]
 
@@ -242,10 +279,14 @@ def pulse_heights(ink: np.ndarray, offset: tuple[float, float], scale: float, la
     """Height (page px) of each row's calibration pulse on `side` ('start' or 'end') where one is
     found: its top is a line of ink over the pulse's middle columns, between the row's baseline and
     the row above's. offset: where the layout's frame origin lies in `ink`."""
-    span = dataclasses.replace(lay, pulse=side).pulse_span_x()
-    w = span[1] - span[0]
-    c0, c1 = int(offset[0] + (span[0] + 0.25 * w) * scale), int(np.ceil(offset[0] + (span[1] - 0.25 * w) * scale))
-    heights = []
+    return [lay.baselines_y[r] - (y - offset[1]) / scale for r, y in _pulse_tops(ink, offset, scale, lay, side)]
+
+
+def _pulse_tops(ink: np.ndarray, offset: tuple[float, float], scale: float, lay: PaperLayout,
+                side: str) -> list[tuple[int, int]]:
+    """(row, y in `ink`) of the top line of each row's pulse found on `side` (see pulse_heights)."""
+    c0, c1 = _pulse_middle(offset, scale, lay, side)
+    tops = []
     for r, base in enumerate(lay.baselines_y):
         top = base - PULSE_SEARCH_MM[1] * lay.px_per_mm
         if r > 0:
@@ -259,8 +300,48 @@ def pulse_heights(ink: np.ndarray, offset: tuple[float, float], scale: float, la
         along = inked.mean(axis=1)
         y = int(np.argmax(along))
         if along[y] >= PULSE_COVER:
-            heights.append(base - (max(0, y0) + y - offset[1]) / scale)
-    return heights
+            tops.append((r, max(0, y0) + y))
+    return tops
+
+
+def _pulse_middle(offset: tuple[float, float], scale: float, lay: PaperLayout, side: str) -> tuple[int, int]:
+    """Columns of `ink` over the middle half of the pulse's place on `side`."""
+    span = dataclasses.replace(lay, pulse=side).pulse_span_x()
+    w = span[1] - span[0]
+    return int(offset[0] + (span[0] + 0.25 * w) * scale), int(np.ceil(offset[0] + (span[1] - 0.25 * w) * scale))
+
+
+PULSE_GAP_PX = 2.0  # page px of a pulse's top line that may be missed (noise, a grid line divided out) without ending it
+
+
+def pulse_width_mm(ink: np.ndarray, offset: tuple[float, float], scale: float, lay: PaperLayout,
+                   side: str) -> float | None:
+    """Median width (mm) of the rows' calibration pulses on `side`, None where fewer than
+    MIN_PULSE_ROWS rows show one: the run of ink along each pulse's top line, followed outwards from
+    the middle of where the layout puts it (its place at the layout's speed; any supported speed's
+    pulse covers that middle) as far as a 0.2 s pulse at the fastest speed could reach."""
+    tops = _pulse_tops(ink, offset, scale, lay, side)
+    if len(tops) < MIN_PULSE_ROWS:
+        return None
+    c0, c1 = _pulse_middle(offset, scale, lay, side)
+    reach = int(np.ceil(1.5 * CALIB_PULSE_S * max(PAPER_SPEEDS_MM_PER_S) * lay.px_per_mm * scale))
+    gap = max(1, int(round(PULSE_GAP_PX * scale)))
+    widths = []
+    for _r, y in tops:
+        line = ink[max(0, y - 1):y + 2].max(axis=0) >= INKED  # a px of tilt, as _pulse_tops allows
+        mid = (c0 + c1) // 2
+        if not line[mid]:
+            continue
+        ends = []
+        for step in (-1, 1):
+            x = last = mid
+            while abs(x - mid) < reach and 0 <= x + step < len(line) and abs(x - last) <= gap:
+                x += step
+                if line[x]:
+                    last = x
+            ends.append(last)
+        widths.append((ends[1] - ends[0] + 1) / scale / lay.px_per_mm)
+    return float(np.median(widths)) if len(widths) >= MIN_PULSE_ROWS else None
 
 
 def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: float, lay: PaperLayout,
@@ -276,6 +357,12 @@ def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: f
 
 
 PULSE_COVER = 0.9  # share of the pulse top's middle columns inked on one px row
+
+
+def nearest_speed(pulse_width_mm: float) -> float:
+    """The paper speed (config.PAPER_SPEEDS_MM_PER_S) whose 0.2 s pulse is nearest a measured width,
+    on a log scale (25 and 50 mm/s part at 7.1 mm)."""
+    return min(PAPER_SPEEDS_MM_PER_S, key=lambda v: abs(np.log(pulse_width_mm / (CALIB_PULSE_S * v))))
 
 
 def nearest_gain(mm_per_mv: float) -> float:

@@ -1,7 +1,8 @@
 """Stage 2, physics part: row curves in pixels -> 12 leads in mV over 10 s.
 
-x -> seconds and y -> mV come from the layout's paper rules (25 mm/s, its gain) and each row's
-baseline; each lead is cut from its longest printed segment (lead II from the rhythm strip).
+x -> seconds and y -> mV come from the layout's paper rules (its paper speed and gain) and each row's
+baseline; each lead is cut from its longest printed segment (lead II from the rhythm strip). A page
+at 50 mm/s shows the record's first 5 s only: the rest is filled (`fill_unshown`) and said so.
 """
 from __future__ import annotations
 
@@ -67,11 +68,11 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
     t_grid = np.arange(n) / fs
     out = np.zeros((n, len(LEADS)), np.float32)
     by_row = {c.row: c for c in curves}
-    sources = source_segments(layout.rows)
+    sources = source_segments(layout.rows, layout.shown_s)
     windows: dict[str, tuple[float, float]] = {}
     copies: list[tuple[str, np.ndarray, np.ndarray]] = []  # a lead printed again, shorter: it checks the source
     read = {}
-    for r, c, lead, t0, t1 in printed_segments(layout.rows):
+    for r, c, lead, t0, t1 in printed_segments(layout.rows, layout.shown_s):
         if r not in by_row:
             continue
         if r not in read:
@@ -86,14 +87,33 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             continue
         out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
         windows[lead] = (t0 - moved, t1 - moved)
-    warnings = []
+    warnings = [fill_unshown(out, t_grid, layout.shown_s, windows)] if layout.shown_s < DURATION_S else []
     for lead, t_copy, mv_copy in copies:
         if lead not in windows:
             continue
         gap = lead_ii_disagreement(out[:, LEADS.index(lead)], fs, t_copy, mv_copy)
         if gap > LEAD_II_AGREE_MV:
             warnings.append(f"lead {lead}: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
-    return Digitized(out, fs, warnings, simultaneous_columns=simultaneous, lead_windows=windows)
+    return Digitized(out, fs, warnings, simultaneous_columns=simultaneous, lead_windows=windows,
+                     shown_s=layout.shown_s)
+
+
+def fill_unshown(out: np.ndarray, t_grid: np.ndarray, shown_s: float, windows: dict[str, tuple[float, float]]) -> str:
+    """Fill, in place, the record's time after what the page shows (a 50 mm/s page: 5..10 s) with
+    each read lead's median over its printed window (its baseline); returns the warning saying so.
+
+    Nothing on the page tells that time's beats, so any waveform put there would be invented; the
+    baseline is the estimate with the least squared error whatever the rhythm (the median: robust to
+    the QRS). A WFDB record leaves that time out altogether (record_signals); the competition's
+    test.csv rows are 10 s long and get these values, never NaN.
+    """
+    after = t_grid >= shown_s
+    for lead, (t0, t1) in windows.items():
+        j = LEADS.index(lead)
+        printed = (t_grid >= t0) & (t_grid < t1)
+        out[after, j] = np.median(out[printed, j]) if printed.any() else 0.0
+    return (f"the page shows the record's first {shown_s:g} s only (paper speed): each lead holds its "
+            f"median from {shown_s:g} to {DURATION_S:g} s, not read")
 
 
 def lead_ii_disagreement(rhythm: np.ndarray, fs: float, t_copy: np.ndarray, mv_copy: np.ndarray) -> float:

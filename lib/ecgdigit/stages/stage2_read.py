@@ -52,7 +52,7 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * len(layout.baselines_y)
     curves = read_row_curves(probs, scale, layout, strokes=strokes)
     digitized = assemble_leads(curves, scale, layout)
-    timing = find_column_timing(digitized) if columns_may_be_simultaneous(layout.rows) else None
+    timing = find_column_timing(digitized) if columns_may_be_simultaneous(layout.rows, layout.shown_s) else None
     if timing is not None and timing.simultaneous:
         digitized = fill_unprinted_windows(assemble_leads(curves, scale, layout, simultaneous=True))
         digitized.warnings.insert(0, timing.describe())

@@ -14,8 +14,11 @@ Drawing choices that mirror ECG-image-kit (src/ecg_image_generator/ecg_plot.py):
   stroke.py: cv2's anti-aliased lines only come in real widths of about 1.38, 3.38, 5.38 ... px
   (measured, thickness t: 1.38 for t=1, 2*floor((t+1)/2) + 1.38 for t > 1), so the 0.75 pt = 2.08 px
   trace came out 3.4 px wide and no t gives the 3.1 px pulse or the 6.2 px tick;
-- '25mm/s' and '10mm/mV' at (2 s, 0.5 mV) and (4 s, 0.5 mV) from the bottom-left corner; optional
-  header lines from the top-left corner; the axes frame is a 0.8 pt black line on the page edge.
+- '25mm/s' and '10mm/mV' at (2 s, 0.5 mV) and (4 s, 0.5 mV) from the bottom-left corner (paper
+  positions: config.LEGEND_X_MM at any speed); optional header lines from the top-left corner; the
+  axes frame is a 0.8 pt black line on the page edge;
+- at 50 mm/s (PaperLayout.mm_per_s) the same paper shows the record's first 5 s: each of 4 columns
+  1.25 s, a rhythm strip 5 s, and the 0.2 s pulse is 10 mm wide.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config import DURATION_S, PAGE, PaperLayout
+from ..config import CALIB_PULSE_S, DURATION_S, LEGEND_X_MM, PAGE, PAPER_SPEEDS_MM_PER_S, PaperLayout
 from ..lead_layouts import LEAD_LAYOUTS
 from .signals import simulate_record
 from .stroke import stroke_band
@@ -47,11 +50,13 @@ CONNECTED_COLUMNS_RATE = 0.1
 NO_PULSE: PaperLayout = dataclasses.replace(PAGE, signal_x0=PAGE.calib_x0)  # pages drawn with joined columns, so readers stay robust to them
 
 
-def arranged_layout(arrangement: str, pulse: str = "start", mm_per_mv: float = 10.0) -> PaperLayout:
+def arranged_layout(arrangement: str, pulse: str = "start", mm_per_mv: float = 10.0,
+                    mm_per_s: float = 25.0) -> PaperLayout:
     """The page of a registered lead arrangement (lead_layouts.LEAD_LAYOUTS) with its calibration pulse
-    at the rows' 'start' (ECG-image-kit's place), 'end' (GE-style) or 'none', at a gain. Without a
-    pulse before it the signal starts where that pulse would be, as on ECG-image-kit's no-pulse pages."""
-    layout = LEAD_LAYOUTS[arrangement].page(PAGE, pulse=pulse, mm_per_mv=mm_per_mv)
+    at the rows' 'start' (ECG-image-kit's place), 'end' (GE-style) or 'none', at a gain and a paper
+    speed. Without a pulse before it the signal starts where the 25 mm/s pulse would be, as on
+    ECG-image-kit's no-pulse pages; at 50 mm/s a start pulse reaches a square further left."""
+    layout = LEAD_LAYOUTS[arrangement].page(PAGE, pulse=pulse, mm_per_mv=mm_per_mv).at_speed(mm_per_s)
     return layout if pulse == "start" else replace(layout, signal_x0=PAGE.calib_x0)
 
 
@@ -220,22 +225,24 @@ def row_polylines(record: EcgRecord, layout: PaperLayout = PAGE, simultaneous: b
     """Per printed row, its segments (one per column) as (k, 2) float32 page-px polylines.
 
     The rows are layout.rows (lead_layouts.LEAD_LAYOUTS: any registered arrangement); a row of n leads
-    shows n consecutive 10/n s windows. simultaneous: every column shows the record's first 10/n s.
+    shows n consecutive S/n s windows of the S = layout.shown_s seconds the page shows (10 at 25 mm/s,
+    5 at 50). simultaneous: every column shows the record's first S/n s.
     """
     fs = record.fs
     n_full = int(round(DURATION_S * fs))
     if record.n_samples < n_full:
         raise ValueError(f"record {record.record_id!r}: {record.n_samples} samples, expected {n_full} "
                          f"(10 s at {fs} Hz)")
+    n_shown = int(round(layout.shown_s * fs))
     rows: list[list[np.ndarray]] = []
     for r, leads in enumerate(layout.rows):
         segs = []
         if len(leads) == 1:  # rhythm strip
-            t = np.arange(n_full) / fs
-            v = record.lead(leads[0])[:n_full]
+            t = np.arange(n_shown) / fs
+            v = record.lead(leads[0])[:n_shown]
             segs.append(_to_page(layout, r, t, v))
         else:
-            seg_s = DURATION_S / len(leads)  # 2.5 s on the competition's 4 columns
+            seg_s = layout.shown_s / len(leads)  # 2.5 s on the competition's 4 columns
             n_seg = int(seg_s * fs)
             for c, lead in enumerate(leads):
                 t = c * seg_s + np.arange(n_seg) / fs
@@ -269,7 +276,7 @@ def _calibration_pulse(layout: PaperLayout, row: int, fs: int) -> np.ndarray | N
     if span is None:
         return None
     step = 1.0 / fs
-    t = np.arange(0, fs * 0.2 * step + 4 * step, step)  # ECG-image-kit's own sampling of the pulse
+    t = np.arange(0, fs * CALIB_PULSE_S * step + 4 * step, step)  # ECG-image-kit's own sampling of the pulse
     pulse = np.ones(len(t))
     pulse[:2] = 0
     pulse[-2:] = 0
@@ -304,7 +311,7 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
         if style.show_ticks and len(segs) > 1:
             half = 0.5 * layout.column_tick_mv * layout.px_per_mv
             y0 = layout.baselines_y[r]
-            seg_s = DURATION_S / len(segs)
+            seg_s = layout.shown_s / len(segs)
             for c in range(1, len(segs)):
                 # at the end of column c-1: t = seg_s (c-1) + its samples / fs
                 x = layout.time_to_x((c - 1) * seg_s + int(seg_s * record.fs) / record.fs)
@@ -318,22 +325,22 @@ def render_page(record: EcgRecord, rng: np.random.Generator | None = None, layou
             rhythm = len(leads) == 1
             off = layout.rhythm_label_offset_mv if rhythm else layout.label_offset_mv
             y = layout.mv_to_y(r, -off)
-            seg_w = (DURATION_S / len(leads)) * layout.px_per_s  # the competition's column_width
+            seg_w = (layout.shown_s / len(leads)) * layout.px_per_s  # the competition's column_width
             for c, lead in enumerate(leads):
                 box = _draw_text(img, lead, layout.signal_x0 + c * seg_w, y, font)
                 if box is not None:
                     label_boxes[f"{r}_{c}_{lead}"] = box
-    # speed and gain legend at (2 s, 0.5 mV) and (4 s, 0.5 mV) from the bottom-left corner
+    # speed and gain legend 0.5 mV above the bottom edge
     y_legend = layout.height - 0.5 * layout.px_per_mv
-    _draw_text(img, f"{layout.mm_per_s:g}mm/s", 2.0 * layout.px_per_s, y_legend, font)
-    _draw_text(img, f"{layout.mm_per_mv:g}mm/mV", 4.0 * layout.px_per_s, y_legend, font)
+    _draw_text(img, f"{layout.mm_per_s:g}mm/s", LEGEND_X_MM[0] * layout.px_per_mm, y_legend, font)
+    _draw_text(img, f"{layout.mm_per_mv:g}mm/mV", LEGEND_X_MM[1] * layout.px_per_mm, y_legend, font)
     if style.show_header:
         y = layout.height - int(layout.height / layout.px_per_mv) * layout.px_per_mv
         for line in _header_lines(rng, record):
-            x = 0.05 * layout.px_per_s
+            x = 1.25 * layout.px_per_mm  # ECG-image-kit's 0.05 s and 3 s at 25 mm/s: paper positions
             for item in line:
                 _draw_text(img, item, x, y, font)
-                x += 3.0 * layout.px_per_s
+                x += 75.0 * layout.px_per_mm
             y += 0.5 * layout.px_per_mv
     if style.show_frame:
         _draw_frame(img, layout)
@@ -383,11 +390,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fs", type=int, default=500)
     ap.add_argument("--rhythm", default=None, help="sinus, sinus_arrhythmia, afib or pvc")
+    ap.add_argument("--arrangement", choices=list(LEAD_LAYOUTS), default="3x4+1", help="lead arrangement (default 3x4+1)")
+    ap.add_argument("--pulse", choices=("start", "end", "none"), default="start", help="calibration pulse's place")
+    ap.add_argument("--gain", type=float, default=10.0, help="mm/mV (default 10)")
+    ap.add_argument("--speed", type=float, choices=PAPER_SPEEDS_MM_PER_S, default=25.0, help="paper speed, mm/s (default 25)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     overrides = {} if args.rhythm is None else {"rhythm": args.rhythm}
     record = simulate_record(rng, args.fs, record_id=str(args.seed), **overrides)
-    page = render_page(record, rng)
+    layout = arranged_layout(args.arrangement, args.pulse, args.gain, args.speed)
+    style = replace(draw_style(rng, layout), show_calibration=args.pulse != "none")
+    page = render_page(record, rng, layout, style)
     ok = cv2.imwrite(args.out, cv2.cvtColor(page.image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not write {args.out}")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..config import LEADS, PAGE, PaperLayout, lead_window
 from ..geometry.coordinate_map import CoordinateMap
+from ..lead_layouts import source_segments
 
 
 @dataclass
@@ -42,6 +43,11 @@ class RenderedPage:
     traces: list[np.ndarray]  # per printed row, (k, 2) float32 polyline (x, y) as drawn
     label_boxes: dict[str, tuple[float, float, float, float]]  # "{row}_{col}_{lead}" -> x0, y0, x1, y1
     layout: PaperLayout = field(default_factory=lambda: PAGE)
+
+    def printed_windows(self) -> dict[str, tuple[float, float]]:
+        """lead -> [start, end) s of the record drawn as the lead's longest segment (what a reader can
+        get back), columns drawn consecutive: 0-10 s for the competition's lead II, 0-5 s at 50 mm/s."""
+        return {lead: (t0, t1) for lead, (_r, _c, t0, t1) in source_segments(self.layout.rows, self.layout.shown_s).items()}
 
 
 @dataclass
