@@ -57,10 +57,11 @@ def ink_from_rgb(page_rgb: np.ndarray, stroke_px: float = 4.0) -> np.ndarray:
     return ink_from_ratio(paper_ratio(page_rgb, stroke_px))
 
 
-
-WIDE_INK_MM = 3.0  # ink wider than this all round is no stroke: a scan's shadowed page edge, a dark
-WIDE_INK_MARGIN_MM = 1.0  # background's blurred border, a stain; its fringe goes with it
-WIDE_INK_LEVEL = 0.15  # a shadow fades: its faint part is as wide
+# ink this wide all round is no stroke (a trace, a pulse or a tick is under 1 mm): a scan's dark
+# background's shadowed border, a stain, mould
+WIDE_INK_MM = 3.0
+WIDE_INK_LEVEL = 0.15  # a shadow fades outwards: its faint part is as wide and counts too
+WIDE_INK_MARGIN_MM = 1.0  # the blob's fringe goes with it
 
 
 def without_wide_ink(ink: np.ndarray, px_per_mm: float) -> np.ndarray:
