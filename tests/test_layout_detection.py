@@ -9,8 +9,9 @@ from ecgdigit.config import LEADS, PAGE, lead_window, number_of_rows
 from ecgdigit.digitized import lead_rows
 from ecgdigit.metric import score_image
 from ecgdigit.pipeline import Pipeline
-from ecgdigit.stages.layout_detection import detect_layout, span_misfit
-from ecgdigit.stages.layout_registration import shifted
+from ecgdigit.stages.layout_detection import detect_layout, pulse_heights, span_misfit
+from ecgdigit.stages.layout_registration import register_to_layout, shifted
+from ecgdigit.synth.degrade import REAL_BW_SCAN_SIZE
 from ecgdigit.synth.generate import make_image, random_record
 from ecgdigit.synth.render import RenderStyle, render_page
 
@@ -62,3 +63,57 @@ def test_pipeline_reads_a_no_pulse_colour_scan():
     preds = {lead: lead_rows(res.digitized, lead, rec.fs, number_of_rows(lead, rec.fs)) for lead in LEADS}
     truth = {lead: rec.signals[slice(*lead_window(lead, rec.fs)), k] for k, lead in enumerate(LEADS)}
     assert score_image(truth, preds, rec.fs).snr_db >= 15.0
+
+
+def _pulse_ink(side, top_runs_on, scale=0.5, lay=PAGE):
+    """Ink of a bare page at `scale` with, in every row, a 1 mV pulse on `side` (top_runs_on: its top
+    line goes on past the pulse, as a grid line the grid suppression left would)."""
+    h, w = lay.shape_at(scale)
+    ink = np.zeros((h, w), np.float32)
+    x0, x1 = dataclasses.replace(lay, pulse=side).pulse_span_x()
+    for base in lay.baselines_y:
+        top = int(round((base - lay.calib_mv * lay.px_per_mv) * scale))
+        a, b = int(round(x0 * scale)), int(round(x1 * scale))
+        ink[top:int(round(base * scale)), a] = ink[top:int(round(base * scale)), b] = 1.0
+        if top_runs_on:
+            a, b = 0, w
+        ink[top:top + 2, a:b + 1] = 1.0
+    return ink
+
+
+@pytest.mark.parametrize("side", ["start", "end"])
+def test_a_pulse_top_that_runs_on_is_a_grid_line(side):
+    # a B&W print's major grid lines print in solid stretches that the grid suppression leaves:
+    # one crossing the pulse's place is no pulse top (it gave 20 mm/mV on a real scan's twin)
+    for runs_on, rows in ((False, 4), (True, 0)):
+        heights = pulse_heights(_pulse_ink(side, runs_on), (0.0, 0.0), 0.5, PAGE, side)
+        assert len(heights) == rows
+        if rows:
+            np.testing.assert_allclose(heights, PAGE.px_per_mv, atol=3.0)
+
+
+def _with_dark_edge(im, fade_px=40.0):
+    """The image with the scanner's dark background beside the page's left edge, a shadow there
+    fading outwards over `fade_px` (the kit's twin of realdev's real scan 1961248302 shows one)."""
+    ys = np.arange(0, PAGE.height + 1, 10.0)
+    edge = im.page_to_image(np.stack([np.zeros_like(ys), ys], axis=1))  # the page's left edge in the image
+    h, w = im.image.shape[:2]
+    edge_x = np.interp(np.arange(h), edge[:, 1], edge[:, 0])[:, None]
+    x = np.arange(w, dtype=np.float32)[None, :]
+    f = np.where(x < edge_x, 0.1 + 0.75 * np.clip((edge_x - x) / fade_px, 0.0, 1.0), 1.0)
+    return dataclasses.replace(im, image=(im.image * f[:, :, None]).astype(np.uint8))
+
+
+def test_a_dark_page_edge_is_no_pulse_and_no_shift():
+    # a B&W scan at the real scans' size, the scanner's dark background beside the page's left edge:
+    # the pulse's edges found ink to lie on there one or two squares left, and stage 1 then saw pulses
+    # in two rows and read the whole page two squares off
+    rng = np.random.default_rng(21)
+    rec = random_record(rng, "21")
+    page = render_page(rec, rng, NO_PULSE, RenderStyle(show_calibration=False, show_ticks=False))
+    im = _with_dark_edge(make_image(rec, "0004", rng, page=page, orientation=0, size=REAL_BW_SCAN_SIZE))
+    truth = shifted(im.page_to_image, (-(PAGE.signal_x0 - PAGE.calib_x0), 0.0))
+    reg = register_to_layout(truth, im.image)
+    found = detect_layout(shifted(truth, reg.shift_px), im.image)
+    assert reg.shift_px == (0.0, 0.0)
+    assert found.kind == "signal span" and found.pulse_rows == 0 and found.shift_px == (0.0, 0.0)

@@ -55,3 +55,25 @@ def ink_from_ratio(ratio: np.ndarray) -> np.ndarray:
 def ink_from_rgb(page_rgb: np.ndarray, stroke_px: float = 4.0) -> np.ndarray:
     """How much each pixel looks like trace ink, 0..1 (any page, rectified or not)."""
     return ink_from_ratio(paper_ratio(page_rgb, stroke_px))
+
+
+# ink this wide all round is no stroke (a trace, a pulse or a tick is under 1 mm): a scan's dark
+# background's shadowed border, a stain, mould
+WIDE_INK_MM = 3.0
+WIDE_INK_LEVEL = 0.15  # a shadow fades outwards: its faint part is as wide and counts too
+WIDE_INK_MARGIN_MM = 1.0  # the blob's fringe goes with it
+
+
+def without_wide_ink(ink: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """The ink with wide blobs (and a fringe around them) set to none. Layout marks are matched on
+    strokes: a shadowed page edge is a long band of ink that the pulse's edges and the column ticks
+    would otherwise be laid on. px_per_mm: at the ink's scale."""
+    k = max(3, int(round(WIDE_INK_MM * px_per_mm)) | 1)
+    solid = cv2.morphologyEx((ink >= WIDE_INK_LEVEL).astype(np.uint8), cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    if not solid.any():
+        return ink
+    m = max(3, int(round(2 * WIDE_INK_MARGIN_MM * px_per_mm)) | 1)
+    out = ink.copy()
+    out[cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (m, m))).astype(bool)] = 0.0
+    return out

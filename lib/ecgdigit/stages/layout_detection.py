@@ -31,6 +31,7 @@ from ..config import CALIB_PULSE_S, GAINS_MM_PER_MV, PAGE, PAPER_SPEEDS_MM_PER_S
 from ..lead_layouts import COMPETITION, LEAD_LAYOUTS
 from ..geometry.coordinate_map import CoordinateMap
 from .grid_suppression import grid_free_ink
+from .ink import without_wide_ink
 from .trace_reading import has_pulse
 
 DETECT_SCALE = 0.5
@@ -74,7 +75,7 @@ def page_ink(page_to_image: CoordinateMap, upright: np.ndarray, layout: PaperLay
     """The rectified page's trace ink at `scale`, any grid divided out, padded with `pad` px of no
     ink on every side so that shifted spans can be tested against the same columns."""
     rect = page_to_image.remap(upright, scale=scale)
-    ink = grid_free_ink(rect, 2.0 * scale * 2, scale, layout)
+    ink = without_wide_ink(grid_free_ink(rect, 2.0 * scale * 2, scale, layout), layout.px_per_mm * scale)
     return cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
 
 
@@ -286,6 +287,15 @@ def _pulse_tops(ink: np.ndarray, offset: tuple[float, float], scale: float, lay:
                 side: str) -> list[tuple[int, int]]:
     """(row, y in `ink`) of the top line of each row's pulse found on `side` (see pulse_heights)."""
     c0, c1 = _pulse_middle(offset, scale, lay, side)
+    span = dataclasses.replace(lay, pulse=side).pulse_span_x()
+    w = span[1] - span[0]
+    # beyond the far edge of the widest pulse (the fastest speed's), away from the signal: paper
+    # where the top line is a pulse's, ink where it is a grid line the grid suppression left (a B&W
+    # print's solid stretches)
+    widest = CALIB_PULSE_S * max(PAPER_SPEEDS_MM_PER_S) * lay.px_per_mm
+    far = span[1] - widest if side == "start" else span[0] + widest
+    out = (far - RUN_ON_W * w, far - RUN_ON_GAP * w) if side == "start" else (far + RUN_ON_GAP * w, far + RUN_ON_W * w)
+    o0, o1 = int(offset[0] + out[0] * scale), int(np.ceil(offset[0] + out[1] * scale))
     tops = []
     for r, base in enumerate(lay.baselines_y):
         top = base - PULSE_SEARCH_MM[1] * lay.px_per_mm
@@ -298,6 +308,10 @@ def _pulse_tops(ink: np.ndarray, offset: tuple[float, float], scale: float, lay:
         # the top line's own rows (it is a few px thick): the most inked row, inked in nearly every column
         inked = cv2.dilate((patch >= INKED).astype(np.uint8), np.ones((3, 1), np.uint8))  # a px of tilt
         along = inked.mean(axis=1)
+        beyond = ink[max(0, y0):max(0, y1), max(0, o0):max(0, o1)]
+        if beyond.shape[0] == patch.shape[0] and beyond.shape[1] > 0:
+            runs_on = cv2.dilate((beyond >= INKED).astype(np.uint8), np.ones((3, 1), np.uint8)).mean(axis=1)
+            along = np.where(runs_on > RUN_ON_MAX, 0.0, along)
         y = int(np.argmax(along))
         if along[y] >= PULSE_COVER:
             tops.append((r, max(0, y0) + y))
@@ -357,6 +371,8 @@ def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: f
 
 
 PULSE_COVER = 0.9  # share of the pulse top's middle columns inked on one px row
+RUN_ON_GAP, RUN_ON_W = 0.25, 1.25  # where a top line must not run on: this far past the pulse's far edge (pulse widths)
+RUN_ON_MAX = 0.3  # ... more inked than this: a grid line, not the pulse's top
 
 
 def nearest_speed(pulse_width_mm: float) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import LAYOUT_ROWS, PAGE, SHORT_LEAD_S, PaperLayout
 from ..geometry.coordinate_map import CoordinateMap
-from .ink import ink_from_rgb
+from .ink import ink_from_rgb, without_wide_ink
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def register_to_layout(page_to_image: CoordinateMap, upright: np.ndarray, layout
     """The shift (whole major squares when `quantize`) that best lays the marks on the page's ink."""
     step = layout.grid_major_px
     pad = int(np.ceil((MAX_SHIFT_SQUARES + 0.5) * step * scale))
-    ink = ink_from_rgb(page_to_image.remap(upright, scale=scale), 2.0 * scale * 2)
+    ink = without_wide_ink(ink_from_rgb(page_to_image.remap(upright, scale=scale), 2.0 * scale * 2),
+                           layout.px_per_mm * scale)
     ink = cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
     tmpl = layout_template(scale, layout)
     # response[dy, dx]: template placed at offset (dx - pad, dy - pad) in the rectified ink
