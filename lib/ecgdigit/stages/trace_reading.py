@@ -111,9 +111,9 @@ def pulse_drop_px(ink: np.ndarray, row: int, scale: float, layout: PaperLayout =
 def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """Zero the ink where lead names, the legend, the column separators and (where a row has one)
     the calibration pulse's trailing edge are printed: marks beside or on the trace would pull the
-    path onto them. Of a lead name only the letters go where they can be told from the trace. A trace crossing any other
-    zone loses those columns; gap filling bridges them, and at a segment's end the assembly carries
-    the lead's own slope on.
+    path onto them. Of a lead name only its letters go, where they can be told from the trace
+    (`lead_names.py`). A trace crossing any other zone loses those columns; gap filling bridges
+    them, and at a segment's end the assembly carries the lead's own slope on.
     """
     out = ink.copy()
     zones = []
