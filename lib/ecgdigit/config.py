@@ -212,11 +212,6 @@ class PaperLayout:
         return [(x0 - 3.0, text_base - cap - 3.0, x0 + 0.75 * em * n_chars, text_base + 4.0)
                 for x0, n_chars in ((LEGEND_X_MM[0] * self.px_per_mm, 6), (LEGEND_X_MM[1] * self.px_per_mm, 7))]
 
-    def text_zones(self) -> list[tuple[float, float, float, float]]:
-        """Every printed text near the traces: lead names and the legend."""
-        zones = [self.label_zone(r, c) for r in range(len(self.baselines_y)) for c in range(len(self.rows[r]))]
-        return zones + self.legend_zones()
-
     def segment_edges_x(self, row: int) -> list[float]:
         """x where each printed segment of a row begins, and where the last one ends: a row of
         four 2.5 s leads has five edges, the rhythm strip two."""

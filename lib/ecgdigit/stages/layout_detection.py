@@ -371,7 +371,7 @@ def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: f
 
 
 PULSE_COVER = 0.9  # share of the pulse top's middle columns inked on one px row
-RUN_ON_GAP, RUN_ON_W = 0.25, 1.25  # where a top line must not run on: this far past the pulse's far edge (pulse widths)
+RUN_ON_GAP, RUN_ON_W = 0.25, 1.25  # where a top line must not run on: this far past the widest pulse's far edge (pulse widths)
 RUN_ON_MAX = 0.3  # ... more inked than this: a grid line, not the pulse's top
 
 

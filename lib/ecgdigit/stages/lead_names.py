@@ -20,9 +20,9 @@ TEXT_REACH_MV = 0.3  # ink running this far out of a name's box is the trace, no
 LETTER_LEVEL = 0.1  # ink that counts toward a letter's blob
 
 
-def _letters_in(ink: np.ndarray, box: tuple[int, int, int, int], reach: int) -> list[np.ndarray]:
-    """Masks (of the box) of the blobs inside it that ink `reach` px outside the box does not join,
-    left to right."""
+def _letters_in(ink: np.ndarray, box: tuple[int, int, int, int], reach: int) -> tuple[int, np.ndarray]:
+    """How many blobs lie inside the box that ink `reach` px outside it does not join, and their
+    mask (of the box)."""
     x0, y0, x1, y1 = box
     cx0, cy0 = max(0, x0 - reach), max(0, y0 - reach)
     cx1, cy1 = min(ink.shape[1], x1 + reach), min(ink.shape[0], y1 + reach)
@@ -33,14 +33,14 @@ def _letters_in(ink: np.ndarray, box: tuple[int, int, int, int], reach: int) -> 
         leaves[edge] = True
     leaves[0] = True  # paper
     in_box = labels[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-    ids = [k for k in np.unique(in_box) if not leaves[k]]
-    masks = [in_box == k for k in ids]
-    return sorted(masks, key=lambda m: int(np.argmax(m.any(axis=0))))
+    inside = ~leaves[in_box]
+    return len(np.unique(in_box[inside])), inside
 
 
-def _name_boxes(ink: np.ndarray, scale: float, layout: PaperLayout, reach: int):
-    """Per printed lead name: its box (integer, reading scale) and its letters' masks, or None when
-    the blobs found are not one per letter (a letter fused with the trace)."""
+def remove_lead_names(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """`ink` (H, W) with every lead name's letters zeroed (in place, and returned): the blobs alone
+    when there is one per letter, else (a letter fused with the trace) the whole box."""
+    reach = int(np.ceil(TEXT_REACH_MV * layout.px_per_mv * scale))
     h, w = ink.shape
     for r, leads in enumerate(layout.rows):
         for c, name in enumerate(leads):
@@ -49,18 +49,7 @@ def _name_boxes(ink: np.ndarray, scale: float, layout: PaperLayout, reach: int):
                    min(w, max(0, int(np.ceil(x1)))), min(h, max(0, int(np.ceil(y1)))))
             if box[2] <= box[0] or box[3] <= box[1]:
                 continue
-            found = _letters_in(ink, box, reach)
-            yield box, (found if len(found) == len(name) else None)
-
-
-def remove_lead_names(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
-    """`ink` (H, W) with every lead name's letters zeroed (in place, and returned)."""
-    reach = int(np.ceil(TEXT_REACH_MV * layout.px_per_mv * scale))
-    for box, letters in _name_boxes(ink, scale, layout, reach):
-        x0, y0, x1, y1 = box
-        inside = ink[y0:y1, x0:x1]
-        if letters is None:
-            inside[:] = 0.0
-        elif letters:
-            inside[np.any(letters, axis=0)] = 0.0
+            n_letters, letters = _letters_in(ink, box, reach)
+            inside = ink[box[1]:box[3], box[0]:box[2]]
+            inside[letters if n_letters == len(name) else slice(None)] = 0.0
     return ink

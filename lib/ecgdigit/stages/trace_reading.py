@@ -115,15 +115,12 @@ def suppress_printed_marks(ink: np.ndarray, scale: float, layout: PaperLayout = 
     (`lead_names.py`). A trace crossing any other zone loses those columns; gap filling bridges
     them, and at a segment's end the assembly carries the lead's own slope on.
     """
-    out = ink.copy()
-    zones = []
+    out = _without_separators(ink, scale, layout)
+    zones = list(layout.legend_zones())
     for r in range(len(layout.baselines_y)):
-        zones += layout.separator_zones(r)
         if has_pulse(ink, r, scale, layout):
             zones += layout.pulse_zones(r, pulse_drop_px(ink, r, scale, layout))
     for zone in zones:
-        _zero_box(out, zone, scale)
-    for zone in layout.legend_zones():
         _zero_box(out, zone, scale)
     # after the separators are gone: a bar touching a lead name would join it to the trace
     return remove_lead_names(out, scale, layout)
@@ -312,8 +309,9 @@ def read_row_curves(probs, scale: float, layout: PaperLayout = PAGE, **kw) -> li
 
 
 def _without_separators(strokes: np.ndarray, scale: float, layout: PaperLayout) -> np.ndarray:
-    """The strokes with the separator bars zeroed: a bar joins the end of one lead to the start of
-    the next, and a segment's end columns would keep the other lead's ink as connected to its own."""
+    """A copy of the strokes with the separator bars zeroed. Also the end-connectivity map's: a bar
+    joins the end of one lead to the start of the next, and a segment's end columns would keep the
+    other lead's ink as connected to its own."""
     out = np.array(strokes, dtype=np.float32, copy=True)
     for r in range(len(layout.baselines_y)):
         for zone in layout.separator_zones(r):
