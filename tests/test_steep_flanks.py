@@ -55,3 +55,29 @@ def test_a_spike_narrower_than_the_pen_keeps_finite_values_inside_its_range():
     out = refine_steep_flanks(y, ink, pen)
     assert np.isfinite(out).all()
     assert out.min() >= y.min() - 1.0 and out.max() <= y.max() + 1.0
+
+
+def test_a_column_at_a_flanks_bend_comes_back_though_it_was_read_further_off_than_the_slope():
+    w, h, pen = 60, 400, 3.0
+
+    def flank_then_gentle(x):  # 60 px per column, bending at x = 30.5 into 2 px per column
+        return np.where(x < 30.5, 50 + 60 * np.clip(x - 25.5, 0, None), 350 + 2 * (x - 30.5))
+
+    fine = np.linspace(0, w - 1, 50 * w)
+    ink = _draw(fine, flank_then_gentle(fine), h, w, pen)
+    truth = flank_then_gentle(np.arange(w, dtype=np.float64))
+    read = truth.copy()
+    read[30] = truth[29] + 10  # the bend's column read halfway round it: 50 px off, more than its slope
+    out = refine_steep_flanks(read, ink, pen)
+    assert abs(out[30] - truth[30]) < 2.0
+
+
+def test_rows_through_both_flanks_near_a_narrow_apex_are_split_at_the_valley_between_them():
+    pen = 4.0
+    ink, cols, truth = _drawn_spike(80, 260, pen, 40.3, 200.0, 4.0, 230.0)
+    yy = np.arange(ink.shape[0])[:, None]
+    centroid = (ink * yy).sum(axis=0) / np.maximum(ink.sum(axis=0), 1e-6)  # what a column reading gives
+    out = refine_steep_flanks(centroid, ink, pen)
+    # the trailing flank's last steep column: its rows hold both flanks' ink, run together
+    assert abs(centroid[43] - truth[43]) > 10.0
+    assert abs(out[43] - truth[43]) < 2.0
