@@ -158,12 +158,13 @@ def refine_on_minor_lattice(page_to_image: CoordinateMap, image: np.ndarray,
     if min(cx, cy) < MIN_COHERENCE:
         return MinorLatticeFit(page_to_image, off, (cx, cy), False)
     # tile centres -> the map's lattice (linear, held flat beyond the outer tile centres)
-    pts = CoordinateMap.lattice_points(page_to_image.dst_size, page_to_image.step).reshape(-1, 2)
+    lattice = CoordinateMap.lattice_points(page_to_image.dst_size, page_to_image.step)  # (gh, gw, 2)
     ty, tx = off.x.shape
-    u = np.interp(pts[:, 0], off.x[0], np.arange(tx)).astype(np.float32)
-    v = np.interp(pts[:, 1], off.y[:, 0], np.arange(ty)).astype(np.float32)
-    shift = np.stack([cv2.remap(f.astype(np.float32), u.reshape(-1, 1), v.reshape(-1, 1), cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE).ravel() for f in (dx, dy)], axis=1)
+    u = np.interp(lattice[..., 0], off.x[0], np.arange(tx)).astype(np.float32)
+    v = np.interp(lattice[..., 1], off.y[:, 0], np.arange(ty)).astype(np.float32)
+    shift = np.stack([cv2.remap(f.astype(np.float32), u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+                      for f in (dx, dy)], axis=1)
+    pts = lattice.reshape(-1, 2)
     # a line that should be at p is seen at p + shift on the old map's page: the page point p is there
     src = page_to_image(pts + shift).reshape(page_to_image.src_xy.shape)
     refined = CoordinateMap(src.astype(np.float32), page_to_image.step, tuple(page_to_image.dst_size),
