@@ -45,3 +45,31 @@ def test_paper_without_a_visible_grid_is_left_alone():
     ratio = paper_ratio(rgb)
     np.testing.assert_allclose(grid_shade(ratio, SCALE), 1.0, atol=0.02)
     np.testing.assert_allclose(ink_from_ratio(suppress_grid(ratio, SCALE))[trace], ink_from_ratio(ratio)[trace], atol=0.05)
+
+
+def test_dashed_major_lines_become_paper_but_a_flat_trace_on_a_baseline_line_stays():
+    """A scan's 5 mm lines printed as dashes (half dark, half gaps): the 75th percentile sees the gaps.
+    On the known 5 mm rows away from the baselines the dashes go; a flat trace along row 2's
+    baseline, which lies on a 5 mm line, stays ink."""
+    h, w = int(PAGE.height * SCALE), int(PAGE.width * SCALE)
+    img = np.full((h, w), 235.0)
+    step = PAGE.grid_major_px * SCALE
+    dashes = np.zeros((h, w), bool)
+    dash = (np.arange(w) // 12) % 2 == 0
+    for k in range(int(h / step) + 1):
+        y = int(round(h - k * step))
+        if 0 <= y < h:
+            dashes[y, dash] = True
+    img[dashes] = 130.0
+    trace = np.zeros((h, w), bool)
+    y1 = int(round(PAGE.baselines_y[1] * SCALE))
+    trace[y1 - 1:y1 + 2, :] = True  # flat for 10 s on the line its baseline lies on
+    img[trace] = 60.0
+    rgb = np.repeat(np.round(img).astype(np.uint8)[:, :, None], 3, axis=2)
+    after = ink_from_ratio(suppress_grid(paper_ratio(rgb), SCALE))
+    far = dashes & ~trace
+    for b in PAGE.baselines_y:  # dashes near a baseline are left as they are
+        far[max(0, int(b * SCALE) - 8):int(b * SCALE) + 8] = False
+    assert far.sum() > 1000
+    assert after[far].mean() < 0.1, after[far].mean()
+    assert after[trace].mean() > 0.9

@@ -66,7 +66,7 @@ def not_an_ecg(result) -> str | None:
     or without a "grid" found in it). A faded real page can lack a visible grid and still read well,
     a damaged one can hold little trace: both are written, with a caution where there is no grid."""
     found = result.stage1.layout_found
-    has_grid = result.stage1.method == "grid"
+    has_grid = result.stage1.found_grid
     if has_grid and (found is None or found.kind == "competition" or found.rows_fit >= NO_ROWS_FIT):
         return None
     no_grid = "no grid found" if not has_grid else f"no rows of trace on what looked like a grid (fit {found.rows_fit:.2f})"
@@ -88,7 +88,7 @@ def page_cautions(result) -> list[str]:
     unread = unread_leads(result.digitized)
     if unread:
         out.append(f"nothing read for lead(s) {', '.join(unread)}: missing (NaN) in the record")
-    if result.stage1.method == "grid":
+    if result.stage1.found_grid:
         return out
     return out + [f"no ECG grid found on it (only {result.stage1.n_crossings} grid crossings; page outline "
                   f"from '{result.stage0.method}'): it may not be an ECG, check the overlay"]

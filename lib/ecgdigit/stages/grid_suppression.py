@@ -23,17 +23,25 @@ from .ink import ink_from_ratio, paper_ratio
 GRID_BLOCK_MM = 25.0  # profiles are taken over blocks this long (5 major squares)
 PROFILE_PERCENTILE = 75  # robust to a trace covering up to a quarter of a row
 MIN_SHADE = 0.5  # a grid line never darkens paper by more than half; below that it is ink
+# A scan's 5 mm lines can print dashed (realdev scan 1961248302: dark dashes, paper between): the
+# 75th percentile sees the gaps, the dashes stay ink and a flat stretch of trace jumps onto them.
+# On the rectified page those lines lie on known rows, so there the profile is a low percentile:
+# the dashes, not the gaps. Not near a baseline: a flat trace runs there for seconds (row 2's
+# baseline lies on a 5 mm line, the others 1 mm from one).
+DASHED_PERCENTILE = 30
+MAJOR_LINE_REACH_MM = 0.3  # rows this close to a 5 mm line are the line's (its width and blur)
+BASELINE_CLEAR_MM = 1.5  # ... unless this close to a baseline
 
 
-def _profile(ratio: np.ndarray, n_blocks: int, axis: int) -> np.ndarray:
+def _profile(ratio: np.ndarray, n_blocks: int, axis: int, percentile: float = PROFILE_PERCENTILE) -> np.ndarray:
     """The percentile profile along `axis` per block of the other axis, stretched back to full size."""
     h, w = ratio.shape
     length = h if axis == 0 else w
     edges = np.linspace(0, length, n_blocks + 1).astype(int)
     if axis == 0:  # column profiles, one per horizontal band: (n_blocks, w)
-        prof = np.stack([np.percentile(ratio[a:b], PROFILE_PERCENTILE, axis=0) for a, b in zip(edges[:-1], edges[1:])])
+        prof = np.stack([np.percentile(ratio[a:b], percentile, axis=0) for a, b in zip(edges[:-1], edges[1:])])
     else:  # row profiles, one per vertical band: (h, n_blocks)
-        prof = np.stack([np.percentile(ratio[:, a:b], PROFILE_PERCENTILE, axis=1) for a, b in zip(edges[:-1], edges[1:])],
+        prof = np.stack([np.percentile(ratio[:, a:b], percentile, axis=1) for a, b in zip(edges[:-1], edges[1:])],
                         axis=1)
     prof = np.clip(prof, MIN_SHADE, 1.0).astype(np.float32)
     if n_blocks == 1:
@@ -41,11 +49,29 @@ def _profile(ratio: np.ndarray, n_blocks: int, axis: int) -> np.ndarray:
     return cv2.resize(prof, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def dashed_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(h,) bool: the rectified page's pixel rows on a 5 mm grid line (anchored at the page's
+    bottom) that no baseline is near."""
+    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
+    y = np.arange(h)
+    d = (layout.height * scale - y) / step
+    on = np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+    for b in layout.baselines_y:
+        on &= np.abs(y - b * scale) > BASELINE_CLEAR_MM * mm
+    return on
+
+
 def grid_shade(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """(H, W) the grid's multiplicative darkening of a rectified page's paper ratio (1 = none)."""
     h, w = ratio.shape
     block = GRID_BLOCK_MM * layout.px_per_mm * scale
-    return _profile(ratio, max(1, int(round(h / block))), 0) * _profile(ratio, max(1, int(round(w / (2 * block)))), 1)
+    n_rows = max(1, int(round(w / (2 * block))))
+    rows = _profile(ratio, n_rows, 1)
+    on = dashed_line_rows(h, scale, layout)
+    if on.any():
+        rows = np.array(rows, copy=True)
+        rows[on] = _profile(ratio[on], n_rows, 1, DASHED_PERCENTILE)
+    return _profile(ratio, max(1, int(round(h / block))), 0) * rows
 
 
 def suppress_grid(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:

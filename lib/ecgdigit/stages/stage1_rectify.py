@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import PAGE, STAGE1_SCALE, PaperLayout
 from ..geometry import grid_detect, grid_map
+from ..geometry.minor_lattice import refine_on_minor_lattice
 from ..geometry.coordinate_map import CoordinateMap
 from .layout_detection import LayoutFound, detect_layout
 from .layout_registration import register_to_layout, shifted
@@ -25,11 +26,16 @@ MIN_CROSSINGS = 12
 @dataclass
 class Stage1Result:
     page_to_image: CoordinateMap  # page px (scale 1) -> upright image px
-    method: str  # 'grid' or 'homography'
+    method: str  # 'grid', 'minor grid' (the homography laid on the 1 mm lines) or 'homography'
     n_crossings: int
     residual_px: float
     layout_shift_px: tuple[float, float] = (0.0, 0.0)  # whole squares the layout moved the grid map
     layout_found: LayoutFound | None = None  # what layout detection saw (None: not asked, or no grid map)
+
+    @property
+    def found_grid(self) -> bool:
+        """The map was fitted to the page's printed grid (not the outline's homography alone)."""
+        return self.method != "homography"
 
 
 def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scale: float = STAGE1_SCALE,
@@ -45,25 +51,33 @@ def rectify(upright: np.ndarray, H: np.ndarray, layout: PaperLayout = PAGE, scal
     normalized = approx.remap(upright, scale=scale)
     find = crossing_fn or grid_detect.detect_grid_crossings
     crossings = np.asarray(find(normalized, layout.px_per_mm * scale), np.float64).reshape(-1, 2) / scale
-    if len(crossings) < MIN_CROSSINGS:
-        logger.info("stage 1: %d grid crossings found; keeping the homography", len(crossings))
-        return Stage1Result(approx, "homography", len(crossings), float("nan"))
-    # crossings are in (approximate) page px: index them on the lattice there, then carry them to the image
-    page_pts, norm_pts = grid_map.index_crossings(crossings, CoordinateMap.identity(page_size, step=64))
-    if len(page_pts) < MIN_CROSSINGS:
-        return Stage1Result(approx, "homography", len(page_pts), float("nan"))
-    fit = grid_map.dense_map_from_crossings(page_pts, approx(norm_pts), fallback=approx)
-    if not fit.ok:
-        logger.info("stage 1: grid map rejected; keeping the homography")
-        return Stage1Result(approx, "homography", fit.n_used, fit.residual_px)
-    reg = register_to_layout(fit.map, upright, layout)
+    n_used, residual, fit_map, why = len(crossings), float("nan"), None, f"{len(crossings)} grid crossings found"
+    if len(crossings) >= MIN_CROSSINGS:
+        # crossings are in (approximate) page px: index them on the lattice there, then carry them to the image
+        page_pts, norm_pts = grid_map.index_crossings(crossings, CoordinateMap.identity(page_size, step=64))
+        n_used, why = len(page_pts), f"{len(page_pts)} grid crossings indexed"
+        if len(page_pts) >= MIN_CROSSINGS:
+            fit = grid_map.dense_map_from_crossings(page_pts, approx(norm_pts), fallback=approx)
+            n_used, residual, why = fit.n_used, fit.residual_px, f"grid map rejected ({fit.reason})"
+            fit_map = fit.map if fit.ok else None
+    grid_fit, method = fit_map, "grid"
+    if grid_fit is None:
+        # no major-grid fit, e.g. a scan whose 1 mm lines are as dark as its 5 mm ones (crossings
+        # everywhere): the 1 mm lines still settle the homography's drift, where they are seen
+        minor = refine_on_minor_lattice(approx, upright, layout)
+        if not minor.ok:
+            logger.info("stage 1: %s; keeping the homography", why)
+            return Stage1Result(approx, "homography", n_used, residual)
+        logger.info("stage 1: %s; the homography laid on the minor grid lines", why)
+        grid_fit, method = minor.map, "minor grid"
+    reg = register_to_layout(grid_fit, upright, layout)
     if reg.shift_px != (0.0, 0.0):
         logger.info("stage 1: layout says the grid map is off by %s page px; shifted", reg.shift_px)
-    page_to_image, shift, found = shifted(fit.map, reg.shift_px), reg.shift_px, None
+    page_to_image, shift, found = shifted(grid_fit, reg.shift_px), reg.shift_px, None
     if find_layout:
         found = detect_layout(page_to_image, upright, layout)
         if found.shift_px != (0.0, 0.0):
             logger.info("stage 1: %s", found.describe())
             page_to_image = shifted(page_to_image, found.shift_px)
             shift = (shift[0] + found.shift_px[0], shift[1] + found.shift_px[1])
-    return Stage1Result(page_to_image, "grid", fit.n_used, fit.residual_px, shift, found)
+    return Stage1Result(page_to_image, method, n_used, residual, shift, found)
