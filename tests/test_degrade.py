@@ -206,3 +206,32 @@ def test_bw_print_lines_print_solid_and_broken_stretches():
              and min(abs(y - r) for r in rows) > 3]
     m = np.concatenate([dark[r - 1:r + 2, 100:-100].max(axis=0) for r in minor])
     assert np.median(m) < 0.5 * np.median(along)
+
+
+def test_bw_scan_prints_a_quarter_of_its_grid_solid_and_as_dark_as_the_trace():
+    """What made realdev's real scans harder than the SYNTH_VERSION 6 twins (issue 10): their major
+    lines are solid over only a quarter of their length (0.26-0.29, bench_fidelity's print_stats),
+    in long stretches as dark as the trace (grid/trace 0.93). The old recipe printed 0.54-0.61 of
+    the line solid, mostly in short dashes (long_solid 0.11-0.22 here); this one 0.35-0.38."""
+    from helpers import load_tool
+
+    from ecgdigit.stages.stage2_read import rectify_for_reading
+    from ecgdigit.synth.degrade import REAL_BW_SCAN_SIZE
+    from ecgdigit.synth.generate import random_record
+    from ecgdigit.synth.render import draw_style, matplotlib_look, render_page
+
+    tool = load_tool("bench_fidelity")
+    rng = np.random.default_rng(5)
+    red = render_page(random_record(rng, "t"), rng, style=matplotlib_look(draw_style(rng))).image
+    stats = []
+    for seed in (0, 1):
+        d = degrade(red, "0004", np.random.default_rng(seed), orientation=0, size=REAL_BW_SCAN_SIZE)
+        again = degrade(red, "0004", np.random.default_rng(seed), orientation=0, size=REAL_BW_SCAN_SIZE)
+        assert np.array_equal(d.image, again.image)  # deterministic per seed
+        grey = cv2.cvtColor(rectify_for_reading(d.image, d.page_to_image, 1.0), cv2.COLOR_RGB2GRAY)
+        stats.append(tool.print_stats(grey))
+    mean = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+    assert 0.2 < mean["solid"] < 0.45, mean
+    assert mean["long_solid"] > 0.2, mean
+    assert 0.85 < mean["grid/trace"] < 1.15, mean
+    assert 135 < mean["trace_dark"] < 175, mean

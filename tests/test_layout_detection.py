@@ -115,5 +115,8 @@ def test_a_dark_page_edge_is_no_pulse_and_no_shift():
     truth = shifted(im.page_to_image, (-(PAGE.signal_x0 - PAGE.calib_x0), 0.0))
     reg = register_to_layout(truth, im.image)
     found = detect_layout(shifted(truth, reg.shift_px), im.image)
-    assert reg.shift_px == (0.0, 0.0)
-    assert found.kind == "signal span" and found.pulse_rows == 0 and found.shift_px == (0.0, 0.0)
+    assert found.kind == "signal span" and found.pulse_rows == 0
+    # the page ends where it lies: registration alone may move a square or two on a B&W print whose
+    # grid has solid stretches (SYNTH_VERSION 7: this page +1 square, with or without the dark edge;
+    # SYNTH_VERSION 6 moved the next seed's page +1), and placing the signal by its span takes it back
+    assert (reg.shift_px[0] + found.shift_px[0], reg.shift_px[1] + found.shift_px[1]) == (0.0, 0.0)

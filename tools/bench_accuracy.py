@@ -37,7 +37,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -175,6 +175,7 @@ class Run:
     residual_px: float
     error: str
     layout: str = ""  # stage 1's layout detection: 'competition' (pulses found), 'signal span', '' (none)
+    result: object = field(default=None, repr=False)  # the PipelineResult (None on failure)
 
 
 def run_pipeline(pipeline, image: np.ndarray, fs: int, oracle=None) -> Run:
@@ -189,7 +190,7 @@ def run_pipeline(pipeline, image: np.ndarray, fs: int, oracle=None) -> Run:
     dt = time.perf_counter() - t0
     found = getattr(res.stage1, "layout_found", None)
     return Run(res.digitized, dict(res.seconds), dt, res.stage0.method, res.stage1.method, int(res.stage0.orientation),
-               int(res.stage1.n_crossings), float(res.stage1.residual_px), "", "" if found is None else found.kind)
+               int(res.stage1.n_crossings), float(res.stage1.residual_px), "", "" if found is None else found.kind, res)
 
 
 # ---------------------------------------------------------------- tables

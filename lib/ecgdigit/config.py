@@ -315,7 +315,10 @@ def paths() -> Paths:
 # 6: steep strokes at their true width across (stroke.py's offset segments; were up to 10 % thin on
 #    QRS flanks), B&W prints: grid lines in solid and broken stretches, darker wider toner trace,
 #    the scan of a print sampled bicubically
-SYNTH_VERSION = 6
+# 7: B&W prints refitted to what the current reader finds hard on realdev's scans: the grid's solid
+#    stretches as dark as the trace (lighter trace, wider lines), a quarter of a line solid, partly in
+#    long stretches; half the paper noise
+SYNTH_VERSION = 7
 
 COMPETITION_SLUG = "physionet-ecg-image-digitization"  # (check)
 KAGGLE_INPUT = Path("/kaggle/input")
