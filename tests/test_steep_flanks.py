@@ -81,3 +81,14 @@ def test_rows_through_both_flanks_near_a_narrow_apex_are_split_at_the_valley_bet
     # the trailing flank's last steep column: its rows hold both flanks' ink, run together
     assert abs(centroid[43] - truth[43]) > 10.0
     assert abs(out[43] - truth[43]) < 2.0
+
+
+def test_a_column_just_past_a_flanks_row_points_takes_the_flanks_own_line():
+    pen = 3.0
+    ink, cols, truth = _drawn_spike(80, 260, pen, 40.3, 200.0, 3.0, 230.0)
+    yy = np.arange(ink.shape[0])[:, None]
+    centroid = (ink * yy).sum(axis=0) / np.maximum(ink.sum(axis=0), 1e-6)
+    out = refine_steep_flanks(centroid, ink, pen)
+    # the trailing flank's column nearest the apex: no row there holds that flank alone
+    assert abs(centroid[42] - truth[42]) > 5.0
+    assert abs(out[42] - truth[42]) < 2.0

@@ -22,6 +22,9 @@ SPREAD_MARGIN = 1.15  # 1.3 and 1.6 read 0.03 and 0.2 dB worse on realdev render
 # below this share of the lower of the two peaks beside it is where one stroke ends and the other
 # begins (0.6 / 0.8 / 0.95 read 25.11 / 25.19 / 25.21 dB on realdev renders)
 VALLEY_FRAC = 0.8
+END_REACH_COLUMNS = 1.0  # a flank's end line is carried this far past its last row point
+END_FIT_COLUMNS = 1.5  # ... fitted to the row points this close to it
+MIN_FIT_SPAN = 0.2  # columns: row points bunched closer than this give no line
 
 
 def refine_steep_flanks(y: np.ndarray, band: np.ndarray, pen_px: float, steep: float = STEEP_PX) -> np.ndarray:
@@ -81,7 +84,27 @@ def refine_steep_flanks(y: np.ndarray, band: np.ndarray, pen_px: float, steep: f
         ok = ((np.abs(y_new - ys[use]) <= MAX_MOVE_COLUMNS * np.abs(slope[xs[use]]) + pen_px)
               | _between_neighbours(y_new, y, xs[use]))
         out[xs[use][ok]] = y_new[ok]
+        for side in (0, -1):
+            _carry_flank_on(out, y, xs, px, py, side)
     return out
+
+
+def _carry_flank_on(out: np.ndarray, y: np.ndarray, xs: np.ndarray, px: np.ndarray, py: np.ndarray,
+                    side: int) -> None:
+    """Columns within END_REACH_COLUMNS past the row points' first (side 0) or last (side -1) x: the
+    flank's end line, fitted to its row points within END_FIT_COLUMNS, carried on, where it stays
+    between the column's neighbours (in place in out). These are a flank's bend columns, where the
+    rows beyond hold both strokes: a third of the renders' steep error sat in them."""
+    end = px[side]
+    beyond = (xs <= end) & (end - xs < END_REACH_COLUMNS) if side == 0 else (xs >= end) & (xs - end < END_REACH_COLUMNS)
+    near_end = np.abs(px - end) <= END_FIT_COLUMNS
+    if not beyond.any() or near_end.sum() < 3 or np.ptp(px[near_end]) < MIN_FIT_SPAN:
+        return
+    slope, offset = np.polyfit(px[near_end], py[near_end], 1)
+    cols = xs[beyond]
+    y_end = offset + slope * cols
+    ok = _between_neighbours(y_end, y, cols)
+    out[cols[ok]] = y_end[ok]
 
 
 def _between_neighbours(v: np.ndarray, y: np.ndarray, cols: np.ndarray) -> np.ndarray:
