@@ -92,3 +92,25 @@ def test_pipeline_reads_a_simultaneous_page_at_its_real_times():
         read = res.digitized.lead(lead)[:n]
         truth = np.interp(np.arange(n) / res.digitized.fs, np.arange(m) / FS, rec.lead(lead)[:m])
         assert _corr(read, truth) > 0.95, lead
+
+
+def test_unprinted_windows_carry_the_wander_the_strip_shows():
+    """Leads that share lead II's slow wander in proportion (as limb leads do): the estimate of an
+    unprinted window takes the lead's average beat plus its share of what lead II shows beyond its
+    own average beat, so the wander after 2.5 s follows the strip (one copied beat carried the wander
+    of the printed second instead: RMS error 0.2 mV here)."""
+    t = np.arange(10 * FS) / FS
+    beats = sum(np.exp(-0.5 * ((t - t0) / 0.012) ** 2) for t0 in np.arange(0.3, 10.0, 0.8))
+    wander = 0.3 * np.sin(2 * np.pi * 0.13 * t + 0.7)
+    gains = {lead: (1.0 + 0.1 * k, (-1.0) ** k * (0.2 + 0.1 * k)) for k, lead in enumerate(LEADS)}
+    gains[RHYTHM_LEAD] = (1.0, 1.0)
+    truth = np.stack([a * beats + c * wander for a, c in gains.values()], axis=1).astype(np.float32)
+    n = int(SHORT_LEAD_S * FS)
+    printed = truth.copy()
+    for k, lead in enumerate(LEADS):
+        if lead != RHYTHM_LEAD:
+            printed[n:, k] = printed[n - 1, k]  # nothing printed after 2.5 s but the strip
+    d = fill_unprinted_windows(Digitized(printed, FS))
+    err = d.signals[n:] - truth[n:]
+    rms = np.sqrt(np.mean((err - err.mean(axis=0)) ** 2, axis=0))
+    assert rms.max() < 0.05, np.round(rms, 3)

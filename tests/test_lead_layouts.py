@@ -201,3 +201,44 @@ def test_digitize_writes_a_50_mm_s_page_as_a_5_s_record_and_says_the_speed(tmp_p
     snr = 10 * np.log10(s / n)
     print(f"50 mm/s, pulse at the end, through digitize: {snr:.2f} dB")
     assert snr >= FAST_END_FLOOR_DB
+
+
+# ---------------------------------------------------------------- the legend, anchored to the page
+@pytest.mark.parametrize("pulse,mm_per_s", [("end", 50.0), ("none", 25.0), ("start", 25.0)])
+def test_the_legend_zones_cover_the_legend_where_the_page_printed_it(pulse, mm_per_s):
+    """The '25mm/s  10mm/mV' legend sits at a fixed place on the PAGE; a page without a pulse before
+    its signal is read with that signal moved a pulse's width right, and the legend moves with it
+    (before: the zones stayed put and the legend's last 39 px were read as trace)."""
+    from ecgdigit.config import LEGEND_X_MM
+    from ecgdigit.synth.render import _font
+
+    arrangement = "3x4+3" if pulse != "start" else "6x2"
+    _, im, frame = _page(arrangement, pulse, 10.0, seed=31, mm_per_s=mm_per_s)
+    lay = arranged_layout(arrangement, pulse, 10.0, mm_per_s)
+    found = detect_layout(frame, im.image)
+    font = _font(lay.label_font_pt * lay.px_per_pt)
+    texts = (f"{lay.mm_per_s:g}mm/s", f"{lay.mm_per_mv:g}mm/mV")
+    for x_mm, text, (zx0, _, zx1, _) in zip(LEGEND_X_MM, texts, found.layout.legend_zones()):
+        bx0, _, bx1, _ = font.getbbox(text, anchor="ls")
+        # the page's x in the frame read in: its signal moved to PAGE.signal_x0
+        x0 = x_mm * lay.px_per_mm + PAGE.signal_x0 - lay.signal_x0
+        assert zx0 <= x0 + bx0 and x0 + bx1 <= zx1, (text, (x0 + bx0, x0 + bx1), (zx0, zx1))
+
+
+def test_a_50_mm_s_3x4_3_page_reads_its_bottom_strip_past_the_legend():
+    """3x4+3 at 50 mm/s (bench_layouts: 12.6 dB against 22.0 at 25 mm/s): the V5 strip's R wave ran by
+    the unmasked end of the legend, and the path took the letters instead (V5 9.2 dB)."""
+    from ecgdigit.stages.stage2_read import read_traces
+
+    rng = np.random.default_rng(880000)
+    rec = random_record(rng, "880000", fs=500)
+    layout = arranged_layout("3x4+3", "end", 10.0, 50.0)
+    page = render_page(rec, rng, layout, RenderStyle())
+    im = make_image(rec, "0001", rng, page=page, orientation=0)
+    frame = shifted(im.page_to_image, (layout.signal_x0 - PAGE.signal_x0, 0.0))
+    found = detect_layout(frame, im.image)
+    d = read_traces(frame.remap(im.image, scale=2.0), 2.0, found.layout).digitized
+    sig = record_signals(d, rec.fs)
+    k = LEADS.index("V5")
+    s, n = snr_per_lead(rec.signals[:len(sig), k], sig[:, k], rec.fs)
+    assert 10 * np.log10(s / n) >= 18.0  # measured 22.07 (9.21 before)

@@ -133,6 +133,11 @@ class PaperLayout:
     # 10 s into n consecutive segments; lead_layouts.LEAD_LAYOUTS registers the arrangements
     rows: tuple[tuple[str, ...], ...] = LAYOUT_ROWS
     pulse: str = "start"  # where each row's calibration pulse is: 'start' (calib_x0..signal_x0), 'end', 'none'
+    # where the printed page's own left edge lies in this frame, page px. A page without a pulse before
+    # its signal starts the signal where that pulse would be (ECG-image-kit's no-pulse pages, GE-style
+    # pages), and is read with its signal moved to signal_x0: what is printed at fixed places on the
+    # page (the legend) moves with it (layout detection sets this; 0 on the competition's look)
+    page_x0: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -205,12 +210,13 @@ class PaperLayout:
 
     def legend_zones(self) -> list[tuple[float, float, float, float]]:
         """Boxes around the '25mm/s' and '10mm/mV' legend printed 0.5 mV above the bottom edge,
-        starting LEGEND_X_MM from the page's left edge."""
+        starting LEGEND_X_MM from the page's left edge (page_x0 in this frame)."""
         text_base = self.height - 0.5 * self.px_per_mv
         cap = self.label_font_pt * self.px_per_pt * 0.8
         em = self.label_font_pt * self.px_per_pt
         return [(x0 - 3.0, text_base - cap - 3.0, x0 + 0.75 * em * n_chars, text_base + 4.0)
-                for x0, n_chars in ((LEGEND_X_MM[0] * self.px_per_mm, 6), (LEGEND_X_MM[1] * self.px_per_mm, 7))]
+                for x0, n_chars in ((self.page_x0 + LEGEND_X_MM[0] * self.px_per_mm, 6),
+                                    (self.page_x0 + LEGEND_X_MM[1] * self.px_per_mm, 7))]
 
     def segment_edges_x(self, row: int) -> list[float]:
         """x where each printed segment of a row begins, and where the last one ends: a row of
