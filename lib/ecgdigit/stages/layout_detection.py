@@ -361,7 +361,7 @@ def _has_edges(ink: np.ndarray, y: int, base_y: float, c0: int, c1: int, scale: 
     h = base_y - y
     if run is None or h < 2:
         return False
-    band = ink[int(round(y + PULSE_EDGE_SPAN[0] * h)):int(round(y + PULSE_EDGE_SPAN[1] * h)) + 1] >= INKED
+    band = ink[int(round(y + PULSE_EDGE_SPAN[0] * h)):int(round(y + PULSE_EDGE_SPAN[1] * h)) + 1] >= EDGE_INK
     if band.size == 0:
         return False
     cover = cv2.dilate(band.astype(np.uint8), np.ones((1, 3), np.uint8)).mean(axis=0)  # a px of tilt
@@ -411,6 +411,9 @@ TOP_CANDIDATES = 6  # rows tried as a pulse's top line, most inked first, until 
 PULSE_EDGE_SPAN = (0.15, 0.85)  # an edge is looked for over this share of the pulse's height below its top
 PULSE_EDGE_COVER = 0.6  # ... and must be inked over this share of it (as trace_reading.pulse_drop_px's)
 EDGE_SLACK_MM = 0.5  # an edge may lie this far beyond where the top line's run ends
+# an edge on a major grid line (ECG-image-kit draws the pulse on the lattice) keeps only part of its
+# ink where a B&W print's grid is divided out: a fainter level counts there
+EDGE_INK = 0.5 * INKED
 
 
 def nearest_speed(pulse_width_mm: float) -> float:
