@@ -116,6 +116,7 @@ def _grid_stretch_ink(side, trace_edge, scale=0.5, lay=PAGE):
 
 @pytest.mark.parametrize("side", ["start", "end"])
 @pytest.mark.parametrize("trace_edge", [False, True])
+@pytest.mark.xfail(reason="old pulse test; the edge check (commits 78f7fde, 5a13444) fixed this but lost 50 mm/s end pulses on maps a square or two off (bench_layouts), reverted until that is fixed", strict=True)
 def test_a_solid_grid_stretch_without_both_edges_is_no_pulse(side, trace_edge):
     # a no-pulse B&W print whose major line 1 mV up prints solid over the pulse's place (and stops
     # short of where the run-on test looks): no top line with two vertical edges down to the
@@ -160,6 +161,7 @@ REALDEV = Path(__file__).resolve().parents[1].parent / "shared" / "realdev"
 
 
 @pytest.mark.skipif(not (REALDEV / "real_scans").is_dir(), reason=f"{REALDEV} not present (CI has it beside the clone)")
+@pytest.mark.xfail(reason="old pulse test; the edge check (commits 78f7fde, 5a13444) fixed this but lost 50 mm/s end pulses on maps a square or two off (bench_layouts), reverted until that is fixed", strict=True)
 def test_a_no_pulse_bw_print_with_solid_grid_stretches_shows_no_pulse():
     # bench_fidelity's first twin of realdev's real scan 1701097445 (no pulse, SYNTH_VERSION 7's B&W
     # print: a quarter of the grid solid, as dark as the trace): a solid stretch of the major line

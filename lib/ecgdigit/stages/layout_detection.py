@@ -305,22 +305,16 @@ def _pulse_tops(ink: np.ndarray, offset: tuple[float, float], scale: float, lay:
         patch = ink[max(0, y0):max(0, y1), max(0, c0):max(0, c1)]
         if patch.size == 0:
             continue
-        # the top line's own rows (it is a few px thick): the most inked rows, inked in nearly every column
+        # the top line's own rows (it is a few px thick): the most inked row, inked in nearly every column
         inked = cv2.dilate((patch >= INKED).astype(np.uint8), np.ones((3, 1), np.uint8))  # a px of tilt
         along = inked.mean(axis=1)
         beyond = ink[max(0, y0):max(0, y1), max(0, o0):max(0, o1)]
         if beyond.shape[0] == patch.shape[0] and beyond.shape[1] > 0:
             runs_on = cv2.dilate((beyond >= INKED).astype(np.uint8), np.ones((3, 1), np.uint8)).mean(axis=1)
             along = np.where(runs_on > RUN_ON_MAX, 0.0, along)
-        base_y = offset[1] + base * scale
-        # a B&W print's solid grid stretch covers the middle as well as a top line does: the first
-        # candidate, most inked first, whose two vertical edges reach down to the baseline is the pulse
-        for y in np.argsort(-along, kind="stable")[:TOP_CANDIDATES]:
-            if along[y] < PULSE_COVER:
-                break
-            if _has_edges(ink, max(0, y0) + int(y), base_y, c0, c1, scale, lay):
-                tops.append((r, max(0, y0) + int(y)))
-                break
+        y = int(np.argmax(along))
+        if along[y] >= PULSE_COVER:
+            tops.append((r, max(0, y0) + y))
     return tops
 
 
@@ -329,46 +323,6 @@ def _pulse_middle(offset: tuple[float, float], scale: float, lay: PaperLayout, s
     span = dataclasses.replace(lay, pulse=side).pulse_span_x()
     w = span[1] - span[0]
     return int(offset[0] + (span[0] + 0.25 * w) * scale), int(np.ceil(offset[0] + (span[1] - 0.25 * w) * scale))
-
-
-def _top_run(ink: np.ndarray, y: int, c0: int, c1: int, scale: float, lay: PaperLayout) -> tuple[int, int] | None:
-    """(first, last) column of the ink run along a pulse's top line on row y of `ink`, followed
-    outwards from the middle columns [c0, c1) over gaps up to PULSE_GAP_PX, as far as a 0.2 s pulse
-    at the fastest speed could reach; None where the middle is not inked."""
-    reach = int(np.ceil(1.5 * CALIB_PULSE_S * max(PAPER_SPEEDS_MM_PER_S) * lay.px_per_mm * scale))
-    gap = max(1, int(round(PULSE_GAP_PX * scale)))
-    line = ink[max(0, y - 1):y + 2].max(axis=0) >= INKED  # a px of tilt, as _pulse_tops allows
-    mid = (c0 + c1) // 2
-    if not 0 <= mid < len(line) or not line[mid]:
-        return None
-    ends = []
-    for step in (-1, 1):
-        x = last = mid
-        while abs(x - mid) < reach and 0 <= x + step < len(line) and abs(x - last) <= gap:
-            x += step
-            if line[x]:
-                last = x
-        ends.append(last)
-    return ends[0], ends[1]
-
-
-def _has_edges(ink: np.ndarray, y: int, base_y: float, c0: int, c1: int, scale: float, lay: PaperLayout) -> bool:
-    """Whether a top line candidate on row y of `ink` has a pulse's two vertical edges: a column
-    inked over most of the height between it and the row's baseline (base_y, in `ink`) at or before
-    the middle columns [c0, c1) and one at or after them, each within reach of where the top line
-    ends. A solid stretch of a horizontal grid line has none; the trace crossing it gives one at most."""
-    run = _top_run(ink, y, c0, c1, scale, lay)
-    h = base_y - y
-    if run is None or h < 2:
-        return False
-    band = ink[int(round(y + PULSE_EDGE_SPAN[0] * h)):int(round(y + PULSE_EDGE_SPAN[1] * h)) + 1] >= EDGE_INK
-    if band.size == 0:
-        return False
-    cover = cv2.dilate(band.astype(np.uint8), np.ones((1, 3), np.uint8)).mean(axis=0)  # a px of tilt
-    slack = max(1, int(round(EDGE_SLACK_MM * lay.px_per_mm * scale)))
-    left = cover[max(0, run[0] - slack):max(0, c0 + 1)]
-    right = cover[max(0, c1 - 1):max(0, run[1] + slack + 1)]
-    return left.size > 0 and right.size > 0 and left.max() >= PULSE_EDGE_COVER and right.max() >= PULSE_EDGE_COVER
 
 
 PULSE_GAP_PX = 2.0  # page px of a pulse's top line that may be missed (noise, a grid line divided out) without ending it
@@ -384,11 +338,23 @@ def pulse_width_mm(ink: np.ndarray, offset: tuple[float, float], scale: float, l
     if len(tops) < MIN_PULSE_ROWS:
         return None
     c0, c1 = _pulse_middle(offset, scale, lay, side)
+    reach = int(np.ceil(1.5 * CALIB_PULSE_S * max(PAPER_SPEEDS_MM_PER_S) * lay.px_per_mm * scale))
+    gap = max(1, int(round(PULSE_GAP_PX * scale)))
     widths = []
     for _r, y in tops:
-        run = _top_run(ink, y, c0, c1, scale, lay)
-        if run is not None:
-            widths.append((run[1] - run[0] + 1) / scale / lay.px_per_mm)
+        line = ink[max(0, y - 1):y + 2].max(axis=0) >= INKED  # a px of tilt, as _pulse_tops allows
+        mid = (c0 + c1) // 2
+        if not line[mid]:
+            continue
+        ends = []
+        for step in (-1, 1):
+            x = last = mid
+            while abs(x - mid) < reach and 0 <= x + step < len(line) and abs(x - last) <= gap:
+                x += step
+                if line[x]:
+                    last = x
+            ends.append(last)
+        widths.append((ends[1] - ends[0] + 1) / scale / lay.px_per_mm)
     return float(np.median(widths)) if len(widths) >= MIN_PULSE_ROWS else None
 
 
@@ -407,13 +373,6 @@ def pulse_side_and_height(ink: np.ndarray, offset: tuple[float, float], scale: f
 PULSE_COVER = 0.9  # share of the pulse top's middle columns inked on one px row
 RUN_ON_GAP, RUN_ON_W = 0.25, 1.25  # where a top line must not run on: this far past the widest pulse's far edge (pulse widths)
 RUN_ON_MAX = 0.3  # ... more inked than this: a grid line, not the pulse's top
-TOP_CANDIDATES = 6  # rows tried as a pulse's top line, most inked first, until one has both edges
-PULSE_EDGE_SPAN = (0.15, 0.85)  # an edge is looked for over this share of the pulse's height below its top
-PULSE_EDGE_COVER = 0.6  # ... and must be inked over this share of it (as trace_reading.pulse_drop_px's)
-EDGE_SLACK_MM = 0.5  # an edge may lie this far beyond where the top line's run ends
-# an edge on a major grid line (ECG-image-kit draws the pulse on the lattice) keeps only part of its
-# ink where a B&W print's grid is divided out: a fainter level counts there
-EDGE_INK = 0.5 * INKED
 
 
 def nearest_speed(pulse_width_mm: float) -> float:
