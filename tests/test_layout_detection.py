@@ -161,11 +161,11 @@ REALDEV = Path(__file__).resolve().parents[1].parent / "shared" / "realdev"
 
 
 @pytest.mark.skipif(not (REALDEV / "real_scans").is_dir(), reason=f"{REALDEV} not present (CI has it beside the clone)")
-@pytest.mark.xfail(reason="old pulse test; the edge check (commits 78f7fde, 5a13444) fixed this but lost 50 mm/s end pulses on maps a square or two off (bench_layouts), reverted until that is fixed", strict=True)
 def test_a_no_pulse_bw_print_with_solid_grid_stretches_shows_no_pulse():
     # bench_fidelity's first twin of realdev's real scan 1701097445 (no pulse, SYNTH_VERSION 7's B&W
     # print: a quarter of the grid solid, as dark as the trace): a solid stretch of the major line
-    # over the end pulse's place in rows 1 and 4 read as "pulse at the end" and the page at 1.1 dB
+    # over the end pulse's place in rows 1 and 4 read as "pulse at the end" on the branch that found
+    # it (issue9-bw-pulse, before issue 11's merge); with the merged layout detection it reads none
     from ecgdigit.io.competition_files import CompetitionFolder
 
     fidelity = load_tool("bench_fidelity")
