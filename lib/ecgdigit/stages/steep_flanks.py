@@ -116,7 +116,8 @@ def _between_neighbours(v: np.ndarray, y: np.ndarray, cols: np.ndarray) -> np.nd
 
 def _row_crossing(row: np.ndarray, x_guess: float, reach: int) -> tuple[float, float] | None:
     """(ink-weighted centre, spread) of the run of ink in `row` that holds (or is nearest) x_guess,
-    or None when there is none, or it runs past `reach` (not one crossing: a flat part, a mark)."""
+    cut at a valley where two strokes' ink runs together, or None when there is none, or it runs
+    past `reach` (not one crossing: a flat part, a mark)."""
     n = len(row)
     c0, c1 = max(0, int(round(x_guess)) - reach), min(n, int(round(x_guess)) + reach + 1)
     inked = row[c0:c1] >= ROW_LEVEL
