@@ -6,7 +6,7 @@ import pytest
 from ecgdigit.config import LEADS, RHYTHM_LEAD, SHORT_LEAD_S
 from ecgdigit.digitized import Digitized
 from ecgdigit.pipeline import Pipeline
-from ecgdigit.stages.column_timing import fill_unprinted_windows, find_column_timing, r_peaks, source_samples
+from ecgdigit.stages.column_timing import fill_unprinted_windows, find_column_timing, r_peaks, beat_copies
 from ecgdigit.synth.generate import make_image, random_record
 from ecgdigit.synth.realism import SIGNAL_PLAIN, SIGNAL_REALISTIC
 from ecgdigit.synth.render import RenderStyle, render_page
@@ -54,13 +54,16 @@ def test_r_peaks_find_every_beat_of_a_strip():
     assert np.all(np.abs(steep[:, None] - peaks[None, :]).min(axis=1) < 0.06 * FS)
 
 
-def test_source_samples_copy_from_inside_the_printed_window():
+def test_beat_copies_copy_from_inside_the_printed_window():
     peaks = np.array([100, 500, 900, 1300, 1700])
-    src = source_samples(np.arange(1000, 2000), peaks, (0, 1000))
-    assert src is not None and src.min() >= 0 and src.max() < 1000
-    # the same offset from a beat: a sample on a target R peak copies a printed R peak
-    assert src[1300 - 1000] in peaks and src[1700 - 1000] in peaks
-    assert source_samples(np.arange(1000, 2000), np.array([100]), (0, 1000)) is None
+    found = beat_copies(np.arange(1000, 2000), peaks, (0, 1000))
+    assert found is not None
+    src, use = found
+    assert use.any(axis=1).all() and src[use].min() >= 0 and src[use].max() < 1000
+    # the same offset from a beat: a sample on a target R peak copies printed R peaks
+    assert set(src[1300 - 1000][use[1300 - 1000]]) <= set(peaks)
+    assert set(src[1700 - 1000][use[1700 - 1000]]) <= set(peaks)
+    assert beat_copies(np.arange(1000, 2000), np.array([100]), (0, 1000)) is None
 
 
 @pytest.mark.parametrize("seed", [7, 8])

@@ -82,36 +82,19 @@ def r_peaks(strip: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(out, int)
 
 
-def source_samples(target: np.ndarray, peaks: np.ndarray, printed: tuple[int, int]) -> np.ndarray | None:
-    """For each target sample, the printed sample at the same offset from a printed R peak whose RR
-    interval is closest to the target's own; None where the printed window holds no whole offset."""
+def beat_copies(target: np.ndarray, peaks: np.ndarray, printed: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(T, P) printed sample indices at each target's offset from its nearest strip peak, taken from
+    every peak, and whether each lies in the printed window; None where some target has no printed
+    copy at all (fewer than two beats, or none of them far enough inside the window)."""
     if len(peaks) < 2:
         return None
-    rr = np.diff(peaks).astype(np.float64)
-    rr_at = np.concatenate([[rr[0]], rr])  # each peak's interval to the one before
-    lo, hi = printed
-    nearest = np.abs(target[:, None] - peaks[None, :]).argmin(axis=1)
-    offset = target - peaks[nearest]
-    src = np.empty_like(target)
-    for k in np.unique(nearest):
-        sel = nearest == k
-        cand = peaks + offset[sel][:, None]  # (m, n_peaks) where each printed peak's copy would be
-        ok = (cand >= lo) & (cand < hi)  # a strip peak just past the window still has printed samples before it
-        cost = np.abs(rr_at - rr_at[k])[None, :] + np.where(ok, 0.0, np.inf)
-        best = cost.argmin(axis=1)
-        if not np.isfinite(cost[np.arange(len(best)), best]).all():
-            return None
-        src[sel] = cand[np.arange(len(best)), best]
-    return src
-
-
-def beat_copies(target: np.ndarray, peaks: np.ndarray, printed: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(T, P) printed sample indices at each target's offset from its nearest strip peak, taken from
-    every peak, and whether each lies in the printed window."""
     lo, hi = printed
     nearest = np.abs(target[:, None] - peaks[None, :]).argmin(axis=1)
     cand = peaks[None, :] + (target - peaks[nearest])[:, None]
-    return np.clip(cand, lo, hi - 1), (cand >= lo) & (cand < hi)
+    use = (cand >= lo) & (cand < hi)  # a strip peak just past the window still has printed samples before it
+    if not use.any(axis=1).all():
+        return None
+    return np.clip(cand, lo, hi - 1), use
 
 
 def average_beat(x: np.ndarray, copies: np.ndarray, use: np.ndarray) -> np.ndarray:
@@ -125,12 +108,12 @@ def fill_unprinted_windows(d: Digitized) -> Digitized:
     strip = d.lead(RHYTHM_LEAD).astype(np.float64)
     peaks = r_peaks(strip, d.fs)
     target = np.arange(n, d.signals.shape[0])
-    src = source_samples(target, peaks, (0, n))
-    if src is None:
+    out = beat_copies(target, peaks, (0, n))
+    inside = beat_copies(np.arange(n), peaks, (0, n))
+    if out is None or inside is None:
         return d.replace_signals(d.signals, d.warnings + [
             "simultaneous columns: no beats found on the rhythm strip; leads after 2.5 s hold their edge value"])
-    out_copies, out_use = beat_copies(target, peaks, (0, n))
-    in_copies, in_use = beat_copies(np.arange(n), peaks, (0, n))
+    (out_copies, out_use), (in_copies, in_use) = out, inside
     # what lead II shows beyond its average beat, where the leads were printed and after
     ii_in = strip[:n] - average_beat(strip, in_copies, in_use)
     ii_out = strip[n:] - average_beat(strip, out_copies, out_use)
