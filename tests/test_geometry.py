@@ -8,7 +8,8 @@ import pytest
 from ecgdigit.config import PAGE
 from ecgdigit.geometry.coordinate_map import CoordinateMap, apply_homography
 from ecgdigit.geometry.grid_detect import detect_grid_crossings, grid_crossings_truth
-from ecgdigit.geometry.grid_map import (compose, dense_map_from_crossings, index_crossings, invert_points,
+from ecgdigit.geometry.grid_map import (compose, dense_map_from_crossings, flat_page_homography, grid_is_pixel_snapped,
+                                        index_crossings, invert_points,
                                         major_lattice)
 from ecgdigit.geometry.homography import fit_page_homography, identity_page_homography
 from ecgdigit.geometry.orientation import (rotate_image, rotate_map_source, rotate_points, rotated_size,
@@ -335,3 +336,43 @@ def test_grid_crossings_truth_and_bad_input():
     with pytest.raises(ValueError, match="px_per_mm"):
         detect_grid_crossings(np.zeros((50, 50, 3), np.uint8), -1.0)
     assert detect_grid_crossings(np.full((200, 300, 3), 255, np.uint8), PAGE.px_per_mm * 0.5).shape == (0, 2)
+
+
+@pytest.mark.parametrize("render_scale", [1.0, 1.0137])
+@pytest.mark.parametrize("flat_rule", [True, False])
+def test_dense_map_of_a_flat_page_with_snapped_grid_is_its_homography(flat_rule, render_scale, monkeypatch):
+    """A renderer snaps each grid line to a whole pixel but draws the trace where it is: the
+    crossings carry a rounding error that beats slowly along the page (the major pitch is not a
+    whole number of pixels). The spline followed that beat; the page's own homography does not."""
+    import ecgdigit.geometry.grid_map as gm
+
+    if not flat_rule:
+        monkeypatch.setattr(gm, "FLAT_PAGE_RATIO", 0.0)
+        monkeypatch.setattr(gm, "SNAPPED_CONCENTRATION", 2.0)
+    pos, _ = major_lattice()
+    # ECG-image-kit's 2200 px page (a 39.37 px major pitch: a fast beat) and a render at a pitch
+    # of 39.91 px (a slow beat the spline follows all of: told by the snapping itself)
+    scale = np.diag([render_scale, render_scale, 1.0])
+    img = np.round(apply_homography(scale, pos))
+    approx = CoordinateMap.from_homography(scale @ np.diag([1.001, 0.999, 1.0]), PAGE_SIZE, IMG_SIZE, step=16)
+    fit = dense_map_from_crossings(pos, img, approx, step=8)
+    assert fit.ok, fit.reason
+    rng = np.random.default_rng(3)
+    probe = rng.uniform([PAGE.signal_x0, 300], [PAGE.signal_x1, 1600], (3000, 2))
+    err = np.abs(fit.map(probe) - apply_homography(scale, probe))[:, 0]  # x: time
+    assert (np.sqrt(np.mean(err ** 2)) < 0.04) == flat_rule, np.sqrt(np.mean(err ** 2))
+
+
+def test_flat_page_homography_fits_points_and_refuses_too_few():
+    pos, _ = major_lattice()
+    H, rms = flat_page_homography(pos, apply_homography(H_TRUE, pos))
+    assert rms < 1e-3
+    np.testing.assert_allclose(apply_homography(H, pos[:5]), apply_homography(H_TRUE, pos[:5]), atol=1e-3)
+    assert flat_page_homography(pos[:3], pos[:3]) is None
+
+
+def test_pixel_snapped_grid_is_told_from_a_resampled_one():
+    pos, _ = major_lattice()
+    assert grid_is_pixel_snapped(np.round(pos * 1.0137) + 0.5)
+    assert not grid_is_pixel_snapped(pos * 1.0137 + np.random.default_rng(0).normal(0, 0.3, pos.shape))
+    assert not grid_is_pixel_snapped(np.empty((0, 2)))
