@@ -338,21 +338,18 @@ def test_grid_crossings_truth_and_bad_input():
     assert detect_grid_crossings(np.full((200, 300, 3), 255, np.uint8), PAGE.px_per_mm * 0.5).shape == (0, 2)
 
 
-@pytest.mark.parametrize("render_scale", [1.0, 1.0137])
 @pytest.mark.parametrize("flat_rule", [True, False])
-def test_dense_map_of_a_flat_page_with_snapped_grid_is_its_homography(flat_rule, render_scale, monkeypatch):
-    """A renderer snaps each grid line to a whole pixel but draws the trace where it is: the
-    crossings carry a rounding error that beats slowly along the page (the major pitch is not a
-    whole number of pixels). The spline followed that beat; the page's own homography does not."""
+def test_dense_map_of_a_flat_page_with_snapped_grid_is_its_homography(flat_rule, monkeypatch):
+    """A page rendered at a pitch of 39.91 px, its grid lines snapped to the image's whole pixels
+    (not the 2200 px page's: the rounded lattice does not explain them): the rounding beats slowly
+    along the page and the spline follows it; the page's own homography does not."""
     import ecgdigit.geometry.grid_map as gm
 
     if not flat_rule:
         monkeypatch.setattr(gm, "FLAT_PAGE_RATIO", 0.0)
         monkeypatch.setattr(gm, "SNAPPED_CONCENTRATION", 2.0)
     pos, _ = major_lattice()
-    # ECG-image-kit's 2200 px page (a 39.37 px major pitch: a fast beat) and a render at a pitch
-    # of 39.91 px (a slow beat the spline follows all of: told by the snapping itself)
-    scale = np.diag([render_scale, render_scale, 1.0])
+    scale = np.diag([1.0137, 1.0137, 1.0])
     img = np.round(apply_homography(scale, pos))
     approx = CoordinateMap.from_homography(scale @ np.diag([1.001, 0.999, 1.0]), PAGE_SIZE, IMG_SIZE, step=16)
     fit = dense_map_from_crossings(pos, img, approx, step=8)
@@ -361,6 +358,41 @@ def test_dense_map_of_a_flat_page_with_snapped_grid_is_its_homography(flat_rule,
     probe = rng.uniform([PAGE.signal_x0, 300], [PAGE.signal_x1, 1600], (3000, 2))
     err = np.abs(fit.map(probe) - apply_homography(scale, probe))[:, 0]  # x: time
     assert (np.sqrt(np.mean(err ** 2)) < 0.04) == flat_rule, np.sqrt(np.mean(err ** 2))
+
+
+@pytest.mark.parametrize("as_drawn", [True, False])
+def test_dense_map_takes_a_photographed_grid_where_the_renderer_drew_it(as_drawn, monkeypatch):
+    """ECG-image-kit draws grid lines at whole pixels of its 2200 px page; a photo of the print
+    keeps them there. Fitting the crossings to the rounded nodes undoes the photo's warp without
+    the rounding's beat."""
+    import ecgdigit.geometry.grid_map as gm
+
+    if not as_drawn:
+        monkeypatch.setattr(gm, "SNAPPED_LATTICE_GAIN", 0.0)
+    rng = np.random.default_rng(5)
+    pos, _ = major_lattice()
+    img = photo_warp(np.round(pos)) + rng.normal(0, 0.05, pos.shape)
+    approx = CoordinateMap.from_homography(H_TRUE, PAGE_SIZE, IMG_SIZE, step=16)
+    fit = dense_map_from_crossings(pos, img, approx, step=8)
+    assert fit.ok, fit.reason
+    probe = rng.uniform([PAGE.signal_x0, 300], [PAGE.signal_x1, 1600], (3000, 2))
+    err = np.linalg.norm(fit.map(probe) - photo_warp(probe), axis=1)
+    assert (np.sqrt(np.mean(err ** 2)) < 0.12) == as_drawn, np.sqrt(np.mean(err ** 2))
+
+
+def test_grid_drawn_exactly_keeps_the_exact_lattice():
+    from ecgdigit.geometry.grid_map import _as_drawn, render_pixel_lattice
+
+    rng = np.random.default_rng(6)
+    pos, _ = major_lattice()
+    approx = CoordinateMap.from_homography(H_TRUE, PAGE_SIZE, IMG_SIZE, step=16)
+    exact = photo_warp(pos) + rng.normal(0, 0.3, pos.shape)
+    np.testing.assert_array_equal(_as_drawn(pos, exact, approx, PAGE.grid_major_px), pos)
+    drawn = photo_warp(np.round(pos)) + rng.normal(0, 0.05, pos.shape)
+    np.testing.assert_array_equal(_as_drawn(pos, drawn, approx, PAGE.grid_major_px), np.round(pos))
+    # a page frame at twice the scale rounds to the render's pixels, 2 of its own
+    np.testing.assert_array_equal(render_pixel_lattice(np.array([[3.0, 5.2]]), (2 * PAGE.height, 2 * PAGE.width)),
+                                  [[4.0, 6.0]])
 
 
 def test_flat_page_homography_fits_points_and_refuses_too_few():

@@ -49,6 +49,12 @@ FLAT_PAGE_RATIO = 1.15
 # pixel (circular concentration: 0.5 on realdev renders, at most 0.05 on resampled scans and photos).
 SNAPPED_CONCENTRATION = 0.3
 SNAPPED_MAX_RESIDUAL_PX = 0.6  # a whole-pixel rounding on both axes alone is 0.41 px RMS
+# ECG-image-kit draws every grid line at a whole pixel of its 2200 x 1700 page (measured on realdev
+# renders: the lines sit at round(k * 39.37) to 0.1-0.17 px RMS, against 0.28-0.31 at k * 39.37),
+# and a print, scan or photo of that page keeps them there. Where the crossings follow that rounding
+# more closely than the exact lattice (their median local-plane deviation below this share), the
+# nodes' page positions are the rounded ones.
+SNAPPED_LATTICE_GAIN = 0.85
 
 
 def flat_page_homography(page_pts: np.ndarray, image_pts: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -312,6 +318,25 @@ def _local_plane_deviation(x: np.ndarray, r: np.ndarray, valid: np.ndarray, k: i
     return np.linalg.norm(r - coef[:, 0, :], axis=1)
 
 
+def render_pixel_lattice(page_pts: np.ndarray, page_size: tuple[int, int]) -> np.ndarray:
+    """Page positions rounded to the whole pixels of the 2200 x 1700 render frame, where the
+    renderer draws its grid lines."""
+    s = page_scale(page_size)
+    return np.round(np.asarray(page_pts, np.float64) / s) * s
+
+
+def _as_drawn(page_pts: np.ndarray, image_pts: np.ndarray, fallback: CoordinateMap, gstep: float) -> np.ndarray:
+    """The nodes' page positions as the grid was drawn: rounded to the render's pixels where the
+    crossings follow that (SNAPPED_LATTICE_GAIN), else exact."""
+    snapped = render_pixel_lattice(page_pts, tuple(fallback.dst_size))
+    if len(page_pts) <= NEIGHBOURS:
+        return page_pts
+    every = np.ones(len(page_pts), bool)
+    noise = [np.median(_local_plane_deviation(p / gstep, image_pts - fallback(p), every, NEIGHBOURS))
+             for p in (page_pts, snapped)]
+    return snapped if noise[1] < SNAPPED_LATTICE_GAIN * noise[0] else page_pts
+
+
 def _hull_distance(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Distance of q outside the convex hull of x (0 inside; the farthest facet line's distance)."""
     try:
@@ -350,6 +375,7 @@ def dense_map_from_crossings(page_pts: np.ndarray, image_pts: np.ndarray, fallba
     if len(page_pts) < min_points:
         return give_up(f"only {len(page_pts)} crossings (need {min_points})")
     gstep = PAGE.grid_major_px * page_scale(page_size)
+    page_pts = _as_drawn(page_pts, image_pts, fallback, gstep)
     x = page_pts / gstep  # lattice units keep the spline's smoothing scale-free
     r = image_pts - fallback(page_pts)
 
