@@ -397,20 +397,21 @@ def dense_map_from_crossings(page_pts: np.ndarray, image_pts: np.ndarray, fallba
         return give_up(f"spline fit failed: {exc}", len(x), int((~valid).sum()))
     fit_res = r - rbf(x)
     residual = float(np.sqrt(np.mean(np.sum(fit_res ** 2, axis=1))))
+    q = lattice.reshape(-1, 2)
     flat = flat_page_homography(page_pts[valid], image_pts[valid])
     if flat is not None and (flat[1] <= FLAT_PAGE_RATIO * residual
                              or (flat[1] <= SNAPPED_MAX_RESIDUAL_PX and grid_is_pixel_snapped(image_pts[valid]))):
         logger.debug("grid map: a flat page (homography %.3f px, spline %.3f px)", flat[1], residual)
-        out = CoordinateMap.from_homography(flat[0], page_size, src_size, step=float(step))
-        return GridMapFit(out, int(valid.sum()), flat[1], flat[1] <= max_residual_px, int((~valid).sum()),
-                          "" if flat[1] <= max_residual_px else f"fit residual {flat[1]:.2f} px exceeds {max_residual_px} px")
-    # the spline is costly per point and smooth at the grid's scale: evaluate it on a coarser
-    # lattice (half a grid step) and interpolate that bilinearly onto the output lattice
-    cstep = max(float(step), 0.5 * gstep)
-    coarse = CoordinateMap.lattice_points(page_size, cstep)
-    corr_c = rbf(coarse.reshape(-1, 2) / gstep).reshape(coarse.shape)
-    q = lattice.reshape(-1, 2)
-    corr = CoordinateMap(corr_c.astype(np.float32), cstep, page_size, src_size)(q)
+        corr, residual = apply_homography(flat[0], q) - base.reshape(-1, 2), flat[1]
+    else:
+        # the spline is costly per point and smooth at the grid's scale: evaluate it on a coarser
+        # lattice (half a grid step) and interpolate that bilinearly onto the output lattice
+        cstep = max(float(step), 0.5 * gstep)
+        coarse = CoordinateMap.lattice_points(page_size, cstep)
+        corr_c = rbf(coarse.reshape(-1, 2) / gstep).reshape(coarse.shape)
+        corr = CoordinateMap(corr_c.astype(np.float32), cstep, page_size, src_size)(q)
+    # beyond the crossings either correction fades into the fallback (the margins' marks register
+    # the page on what stage 0 saw there)
     w = np.clip((BLEND_FAR - _hull_distance(x, q / gstep)) / (BLEND_FAR - BLEND_NEAR), 0.0, 1.0)
     w = w * w * (3 - 2 * w)  # smoothstep: no kink where the blend starts
     src = base.reshape(-1, 2) + w[:, None] * corr
