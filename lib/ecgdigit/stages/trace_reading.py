@@ -21,6 +21,9 @@ PAGE_EDGE_MM = 2.0
 # synthetic hold-out 23.12 -> 23.51 (0.02 lost faint steep strokes on scans)
 GAP_COST = 0.01
 GAP_FULL_INK = 0.4  # ink this strong counts as stroke, not paper: a blurred photo's steep flanks are faint
+# ink on a grid line's solid stretch (grid_suppression.solid_line_stretches) counts this much less on
+# the path: a tie-break toward the trace, not an erasure (a flat trace on a 5 mm line stays the only ink)
+STRETCH_DISCOUNT = 0.5
 
 
 @dataclass
@@ -182,7 +185,7 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
                    threshold: float = 0.3, level: float = EDGE_LEVEL, jump_cost: float = 0.004, gap_cost: float = GAP_COST,
                    max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05,
-                   strokes: np.ndarray | None = None) -> RowCurve:
+                   strokes: np.ndarray | None = None, stretches: np.ndarray | None = None) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
@@ -191,6 +194,9 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     and bottom edge, from which the pen's centre line is recovered (stroke_envelope.py): the
     ink-weighted centre of the column where the curve is smooth, the closing/opening of the edges
     at peaks and troughs narrower than the pen (where the centre is read short).
+
+    stretches: (H, W) bool, grid-line stretches whose ink the path counts STRETCH_DISCOUNT less
+    (the stroke's edges are still read from prob).
 
     strokes: the ink before printed marks were zeroed (default: prob). Near a segment's ends, where
     the marks' zones cut the trace, a column is kept only if its stroke connects in it to what the
@@ -207,7 +213,8 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
     segments = segment_slices(xs, row, scale, layout)
     # one path per lead: the lead switch is a jump the pen never drew
-    path = np.concatenate([_best_path(1.0 - band[:, s] + prior, jump_cost, band[:, s], gap_cost) for s in segments])
+    on_path = band if stretches is None else band * (1.0 - STRETCH_DISCOUNT * stretches[a:b, xs])
+    path = np.concatenate([_best_path(1.0 - on_path[:, s] + prior, jump_cost, band[:, s], gap_cost) for s in segments])
 
     yy = np.arange(h)[:, None]
     cols = np.arange(n)
