@@ -1,11 +1,12 @@
 """Stage 2 on a grey grid's solid stretches: straight ink along a 5 mm line's row is told from the
-trace, and the path prefers a fainter trace to a darker stretch (B&W prints, realdev's scans)."""
+trace, the path prefers a fainter trace to a darker stretch, and a vertical line's dash does not
+join the trace's run (B&W prints, realdev's scans)."""
 import numpy as np
 
 from ecgdigit.config import PAGE
-from ecgdigit.stages.grid_suppression import (GREY_GRID_SHADE, major_line_rows, major_line_shade,
-                                              solid_line_stretches)
-from ecgdigit.stages.trace_reading import read_row_curve
+from ecgdigit.stages.grid_suppression import (GREY_GRID_SHADE, major_line_columns, major_line_rows,
+                                              major_line_shade, solid_line_stretches)
+from ecgdigit.stages.trace_reading import _within_neighbours, read_row_curve
 
 SCALE = 1.0
 ROW = 3  # the rhythm strip: its baseline lies 1 mm above a 5 mm line
@@ -60,3 +61,27 @@ def test_only_a_grey_grid_counts_as_one():
     assert major_line_shade(ratio, SCALE) > GREY_GRID_SHADE
     ratio[major_line_rows(h, SCALE)] = 0.8
     assert major_line_shade(ratio, SCALE) < GREY_GRID_SHADE
+
+
+def test_a_dash_joined_to_a_flat_trace_in_a_line_column_is_clipped_but_a_steep_stroke_is_kept():
+    """member (rows x columns) of a 3-px flat trace with a vertical dash hanging from it in the line's
+    columns 10-12: clipped to the trace's rows beside the line (+ margin). A steep stroke through
+    the same columns (rows 40 -> 70 over columns 8-14) spans what its neighbours span and stays."""
+    on_line = np.zeros(24, bool)
+    on_line[10:13] = True
+    flat = np.zeros((100, 24), bool)
+    flat[20:23] = True
+    flat[20:45, 10:13] = True  # the dash
+    out = _within_neighbours(flat, on_line, margin=2)
+    assert out[20:23].all() and not out[26:, 10:13].any()
+    steep = np.zeros((100, 24), bool)
+    for j, y in enumerate(np.linspace(40, 70, 7).astype(int)):
+        steep[y - 3:y + 4, 8 + j] = True
+    np.testing.assert_array_equal(_within_neighbours(steep, on_line, margin=2), steep)
+
+
+def test_the_5mm_line_columns_lie_on_the_page_grid():
+    cols = np.flatnonzero(major_line_columns(int(PAGE.width * SCALE), SCALE))
+    step = PAGE.grid_major_px * SCALE
+    assert np.all(np.abs(cols / step - np.round(cols / step)) * step <= 0.3 * PAGE.px_per_mm * SCALE)
+    assert 0 in cols and int(round(10 * step)) in cols

@@ -56,6 +56,13 @@ def major_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndar
     return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
 
 
+def major_line_columns(w: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(w,) bool: the rectified page's pixel columns on a 5 mm grid line (anchored at the page's left)."""
+    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
+    d = np.arange(w) / step
+    return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+
+
 def away_from_baselines(h: int, scale: float, clear_mm: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """(h,) bool: the rectified page's pixel rows farther than clear_mm from every baseline."""
     y = np.arange(h)

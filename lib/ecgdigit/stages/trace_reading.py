@@ -185,7 +185,8 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
                    threshold: float = 0.3, level: float = EDGE_LEVEL, jump_cost: float = 0.004, gap_cost: float = GAP_COST,
                    max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05,
-                   strokes: np.ndarray | None = None, stretches: np.ndarray | None = None) -> RowCurve:
+                   strokes: np.ndarray | None = None, stretches: np.ndarray | None = None,
+                   line_columns: np.ndarray | None = None) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
@@ -196,7 +197,8 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     at peaks and troughs narrower than the pen (where the centre is read short).
 
     stretches: (H, W) bool, grid-line stretches whose ink the path counts STRETCH_DISCOUNT less
-    (the stroke's edges are still read from prob).
+    (the stroke's edges are still read from prob). line_columns: (W,) bool, the columns of a grey
+    grid's 5 mm vertical lines: there the stroke is kept within its extent just beside the line.
 
     strokes: the ink before printed marks were zeroed (default: prob). Near a segment's ends, where
     the marks' zones cut the trace, a column is kept only if its stroke connects in it to what the
@@ -228,6 +230,8 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     # more than max_run_mv from the path is a neighbour's spike, texture or text fused with the stroke
     member = ((run_id == run_id[nearest, cols][None, :]) & inked
               & (np.abs(yy - path[None, :]) <= max_run_mv * px_mv))
+    if line_columns is not None:
+        member = _within_neighbours(member, line_columns[xs], LINE_MARGIN_PX)
     ok = near_enough & member.any(axis=0)
     # faint steep columns of a thin stroke must not split it: a low level and a dilation
     raw = cv2.dilate(((strokes if strokes is not None else prob)[a:b, xs] >= CONNECT_LEVEL).astype(np.uint8),
@@ -250,6 +254,28 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
         ys[~k] = np.nan
         y[s] = fill_gaps(ys, k)
     return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
+
+
+# A grey grid's 5 mm vertical lines print dashes as dark as the trace: one touching a flat trace
+# joins its run, and the column's edges read a spike. A continuous stroke in a line's columns lies
+# within what it covers in the columns just beside the line, so the run is clipped to that (+ margin).
+LINE_MARGIN_PX = 2
+
+
+def _within_neighbours(member: np.ndarray, on_line: np.ndarray, margin: int) -> np.ndarray:
+    """member (h, n) with each stretch of on_line columns clipped to the rows the member covers in
+    the nearest columns either side (left alone where a side has none)."""
+    out = member.copy()
+    h, n = member.shape
+    edges = np.flatnonzero(np.diff(np.r_[0, on_line.astype(np.int8), 0]))
+    for j0, j1 in zip(edges[::2], edges[1::2]):  # line columns [j0, j1)
+        if j0 == 0 or j1 >= n or not member[:, j0 - 1].any() or not member[:, j1].any():
+            continue
+        rows = np.flatnonzero(member[:, j0 - 1] | member[:, j1])
+        keep = np.zeros(h, bool)
+        keep[max(0, rows[0] - margin):rows[-1] + margin + 1] = True
+        out[:, j0:j1] &= keep[:, None]
+    return out
 
 
 EDGE_CHECK_S = 0.1  # how far from a segment's ends strokes must connect to the segment's own
