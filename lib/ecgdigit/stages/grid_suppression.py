@@ -49,16 +49,32 @@ def _profile(ratio: np.ndarray, n_blocks: int, axis: int, percentile: float = PR
     return cv2.resize(prof, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def dashed_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
-    """(h,) bool: the rectified page's pixel rows on a 5 mm grid line (anchored at the page's
-    bottom) that no baseline is near."""
+def major_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(h,) bool: the rectified page's pixel rows on a 5 mm grid line (anchored at the page's bottom)."""
     step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
+    d = (layout.height * scale - np.arange(h)) / step
+    return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+
+
+def major_line_columns(w: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(w,) bool: the rectified page's pixel columns on a 5 mm grid line (anchored at the page's left)."""
+    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
+    d = np.arange(w) / step
+    return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+
+
+def away_from_baselines(h: int, scale: float, clear_mm: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(h,) bool: the rectified page's pixel rows farther than clear_mm from every baseline."""
     y = np.arange(h)
-    d = (layout.height * scale - y) / step
-    on = np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+    away = np.ones(h, bool)
     for b in layout.baselines_y:
-        on &= np.abs(y - b * scale) > BASELINE_CLEAR_MM * mm
-    return on
+        away &= np.abs(y - b * scale) > clear_mm * layout.px_per_mm * scale
+    return away
+
+
+def dashed_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(h,) bool: the rectified page's pixel rows on a 5 mm grid line that no baseline is near."""
+    return major_line_rows(h, scale, layout) & away_from_baselines(h, scale, BASELINE_CLEAR_MM, layout)
 
 
 def grid_shade(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
@@ -83,3 +99,44 @@ def grid_free_ink(rectified_rgb: np.ndarray, stroke_px: float, scale: float, lay
     """Trace ink 0..1 of a rectified page at `scale`, whatever the grid's colour (ink.paper_ratio, then
     the grid divided out, then ink.ink_from_ratio)."""
     return ink_from_ratio(suppress_grid(paper_ratio(rectified_rgb, stroke_px), scale, layout))
+
+
+# A B&W print's 5 mm lines can print partly solid, in dashes and long stretches as dark as the trace
+# (grid/trace darkness ~0.94). Near a baseline they are left as ink (see dashed_line_rows), and a
+# path running 1 mm from one takes the straight stretch instead of a low T wave: as dark, and no
+# climbing. Ink running straight along a 5 mm line's row for longer than a crossing trace covers it
+# is marked, so the reader can prefer other ink there.
+STRETCH_LEVEL = 0.3  # ink that counts (the reader's own threshold)
+STRETCH_MIN_MM = 0.5  # along the row this long: a crossing stroke covers less unless nearly flat
+
+
+def solid_line_stretches(ink: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
+    """(H, W) bool: ink lying on a 5 mm line's rows in a horizontal run of STRETCH_MIN_MM or more."""
+    on = (ink >= STRETCH_LEVEL) & major_line_rows(ink.shape[0], scale, layout)[:, None]
+    length = max(3, int(round(STRETCH_MIN_MM * layout.px_per_mm * scale)))
+    return cv2.morphologyEx(on.astype(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8)).astype(bool)
+
+
+# Only a grey grid prints such stretches: a coloured one vanishes in the brightest channel, and there
+# the ink on a 5 mm line is the trace itself (row 2 rests on one; discounted, its path leapt onto a
+# damaged page's speck: -0.15 dB on that type). The 5 mm rows' brightness over the rows midway
+# between them (both away from the baselines), measured on 3 pages per hold-out type: B&W print and
+# mould on B&W 0.885-0.929, realdev's real scans 0.872-0.891, clean, colour, phone, stained, damaged
+# and mould colour 0.959-1.012, screen photos 0.876-1.0 (a screen can show the grid grey).
+GREY_GRID_SHADE = 0.94
+MID_ROW_REACH_MM = 0.3  # rows this close to midway between two 5 mm lines: paper and minor lines only
+
+
+def major_line_shade(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE) -> float:
+    """How dark the 5 mm lines print in a rectified page's paper ratio: the median 75th-percentile
+    brightness of their rows over that of the rows midway between them (1: the grid is hidden)."""
+    h = ratio.shape[0]
+    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
+    d = (layout.height * scale - np.arange(h)) / step
+    mid = np.abs(np.abs(d - np.round(d)) - 0.5) * step <= MID_ROW_REACH_MM * mm
+    away = away_from_baselines(h, scale, BASELINE_CLEAR_MM, layout)
+    bright = np.percentile(ratio[:, ::4], PROFILE_PERCENTILE, axis=1)  # every 4th column: a profile
+    major, between = dashed_line_rows(h, scale, layout), mid & away
+    if not major.any() or not between.any():
+        return 1.0
+    return float(np.median(bright[major]) / max(float(np.median(bright[between])), 1e-6))

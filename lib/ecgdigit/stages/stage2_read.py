@@ -13,7 +13,9 @@ from ..lead_layouts import columns_may_be_simultaneous
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
 from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
-from .grid_suppression import grid_free_ink
+from .grid_suppression import (GREY_GRID_SHADE, major_line_columns, major_line_shade, solid_line_stretches,
+                               suppress_grid)
+from .ink import ink_from_ratio, paper_ratio
 from .trace_reading import RowCurve, read_row_curves, suppress_printed_marks
 
 
@@ -46,11 +48,17 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     """
     stroke = 2.0 * layout.trace_line_pt * layout.px_per_pt * scale  # doubled: photos blur the stroke
     # the rectified page's grid lies on pixel rows and columns: divided out whatever its colour
-    strokes = grid_free_ink(rectified, stroke, scale, layout)
+    ratio = paper_ratio(rectified, stroke)
+    strokes = ink_from_ratio(suppress_grid(ratio, scale, layout))
     ink = suppress_printed_marks(strokes, scale, layout)
+    # a grey grid's solid stretches survive the division as ink: the path counts them less
+    grey = major_line_shade(ratio, scale, layout) < GREY_GRID_SHADE
+    stretches = solid_line_stretches(ink, scale, layout) if grey else None
+    line_columns = major_line_columns(ink.shape[1], scale, layout) if grey else None
     # default: one map shared by every row; each row reads its own band
     probs = row_prob_fn(rectified, ink) if row_prob_fn is not None else [ink] * len(layout.baselines_y)
-    curves = read_row_curves(probs, scale, layout, strokes=strokes)
+    curves = read_row_curves(probs, scale, layout, strokes=strokes, stretches=stretches,
+                             line_columns=line_columns)
     digitized = assemble_leads(curves, scale, layout)
     timing = find_column_timing(digitized) if columns_may_be_simultaneous(layout.rows, layout.shown_s) else None
     if timing is not None and timing.simultaneous:

@@ -21,6 +21,9 @@ PAGE_EDGE_MM = 2.0
 # synthetic hold-out 23.12 -> 23.51 (0.02 lost faint steep strokes on scans)
 GAP_COST = 0.01
 GAP_FULL_INK = 0.4  # ink this strong counts as stroke, not paper: a blurred photo's steep flanks are faint
+# ink on a grid line's solid stretch (grid_suppression.solid_line_stretches) counts this much less on
+# the path: a tie-break toward the trace, not an erasure (a flat trace on a 5 mm line stays the only ink)
+STRETCH_DISCOUNT = 0.5
 
 
 @dataclass
@@ -182,7 +185,8 @@ def _running_argmin(v: np.ndarray) -> np.ndarray:
 def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout = PAGE,
                    threshold: float = 0.3, level: float = EDGE_LEVEL, jump_cost: float = 0.004, gap_cost: float = GAP_COST,
                    max_gap_mv: float = 0.5, max_run_mv: float = 1.0, merge_gap_mv: float = 0.05,
-                   strokes: np.ndarray | None = None) -> RowCurve:
+                   strokes: np.ndarray | None = None, stretches: np.ndarray | None = None,
+                   line_columns: np.ndarray | None = None) -> RowCurve:
     """One row's trace from its probability map (H, W).
 
     A continuous best path picks the trace where several inked runs share a column (neighbouring
@@ -191,6 +195,10 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     and bottom edge, from which the pen's centre line is recovered (stroke_envelope.py): the
     ink-weighted centre of the column where the curve is smooth, the closing/opening of the edges
     at peaks and troughs narrower than the pen (where the centre is read short).
+
+    stretches: (H, W) bool, grid-line stretches whose ink the path counts STRETCH_DISCOUNT less
+    (the stroke's edges are still read from prob). line_columns: (W,) bool, the columns of a grey
+    grid's 5 mm vertical lines: there the stroke is kept within its extent just beside the line.
 
     strokes: the ink before printed marks were zeroed (default: prob). Near a segment's ends, where
     the marks' zones cut the trace, a column is kept only if its stroke connects in it to what the
@@ -207,7 +215,8 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     prior = 0.002 * np.abs(np.arange(h, dtype=np.float32) - baseline)[:, None]
     segments = segment_slices(xs, row, scale, layout)
     # one path per lead: the lead switch is a jump the pen never drew
-    path = np.concatenate([_best_path(1.0 - band[:, s] + prior, jump_cost, band[:, s], gap_cost) for s in segments])
+    on_path = band if stretches is None else band * (1.0 - STRETCH_DISCOUNT * stretches[a:b, xs])
+    path = np.concatenate([_best_path(1.0 - on_path[:, s] + prior, jump_cost, band[:, s], gap_cost) for s in segments])
 
     yy = np.arange(h)[:, None]
     cols = np.arange(n)
@@ -221,6 +230,8 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
     # more than max_run_mv from the path is a neighbour's spike, texture or text fused with the stroke
     member = ((run_id == run_id[nearest, cols][None, :]) & inked
               & (np.abs(yy - path[None, :]) <= max_run_mv * px_mv))
+    if line_columns is not None:
+        member = _within_neighbours(member, line_columns[xs], LINE_MARGIN_PX)
     ok = near_enough & member.any(axis=0)
     # faint steep columns of a thin stroke must not split it: a low level and a dilation
     raw = cv2.dilate(((strokes if strokes is not None else prob)[a:b, xs] >= CONNECT_LEVEL).astype(np.uint8),
@@ -243,6 +254,28 @@ def read_row_curve(prob: np.ndarray, row: int, scale: float, layout: PaperLayout
         ys[~k] = np.nan
         y[s] = fill_gaps(ys, k)
     return RowCurve(row=row, x=xs.astype(np.float64), y=y + a, found=ok)
+
+
+# A grey grid's 5 mm vertical lines print dashes as dark as the trace: one touching a flat trace
+# joins its run, and the column's edges read a spike. A continuous stroke in a line's columns lies
+# within what it covers in the columns just beside the line, so the run is clipped to that (+ margin).
+LINE_MARGIN_PX = 2
+
+
+def _within_neighbours(member: np.ndarray, on_line: np.ndarray, margin: int) -> np.ndarray:
+    """member (h, n) with each stretch of on_line columns clipped to the rows the member covers in
+    the nearest columns either side (left alone where a side has none)."""
+    out = member.copy()
+    h, n = member.shape
+    edges = np.flatnonzero(np.diff(np.r_[0, on_line.astype(np.int8), 0]))
+    for j0, j1 in zip(edges[::2], edges[1::2]):  # line columns [j0, j1)
+        if j0 == 0 or j1 >= n or not member[:, j0 - 1].any() or not member[:, j1].any():
+            continue
+        rows = np.flatnonzero(member[:, j0 - 1] | member[:, j1])
+        keep = np.zeros(h, bool)
+        keep[max(0, rows[0] - margin):rows[-1] + margin + 1] = True
+        out[:, j0:j1] &= keep[:, None]
+    return out
 
 
 EDGE_CHECK_S = 0.1  # how far from a segment's ends strokes must connect to the segment's own
