@@ -29,6 +29,9 @@ class Digitized:
     # seconds of the record the page showed from its start (PaperLayout.shown_s: 5 at 50 mm/s); the
     # signals still cover 10 s, filled after it (signal_assembly.fill_unshown)
     shown_s: float = DURATION_S
+    # lead -> [first, last] s of the record where the page showed the lead's trace (inside its printed
+    # window; a separator bar or the calibration pulse hides the rest); None: not recorded
+    seen_spans: dict[str, tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         self.signals = np.asarray(self.signals, dtype=np.float32)
@@ -59,7 +62,7 @@ class Digitized:
 
     def replace_signals(self, signals: np.ndarray, warnings: list[str] | None = None) -> "Digitized":
         return Digitized(signals, self.fs, list(self.warnings if warnings is None else warnings), self.is_fallback,
-                         self.simultaneous_columns, self.lead_windows, self.shown_s)
+                         self.simultaneous_columns, self.lead_windows, self.shown_s, self.seen_spans)
 
 
 def printed_start_s(column: int, simultaneous: bool) -> float:

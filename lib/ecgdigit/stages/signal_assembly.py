@@ -70,6 +70,7 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
     by_row = {c.row: c for c in curves}
     sources = source_segments(layout.rows, layout.shown_s)
     windows: dict[str, tuple[float, float]] = {}
+    seen: dict[str, tuple[float, float]] = {}
     copies: list[tuple[str, np.ndarray, np.ndarray]] = []  # a lead printed again, shorter: it checks the source
     read = {}
     for r, c, lead, t0, t1 in printed_segments(layout.rows, layout.shown_s):
@@ -87,6 +88,7 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
             continue
         out[:, LEADS.index(lead)] = interp_extend(t_grid, t[keep] - moved, mv[keep])
         windows[lead] = (t0 - moved, t1 - moved)
+        seen[lead] = (float(t[keep][0] - moved), float(t[keep][-1] - moved))
     warnings = [fill_unshown(out, t_grid, layout.shown_s, windows)] if layout.shown_s < DURATION_S else []
     for lead, t_copy, mv_copy in copies:
         if lead not in windows:
@@ -95,7 +97,7 @@ def assemble_leads(curves: list[RowCurve], scale: float, layout: PaperLayout = P
         if gap > LEAD_II_AGREE_MV:
             warnings.append(f"lead {lead}: the rhythm strip and its short-row copy differ by {gap:.2f} mV RMS")
     return Digitized(out, fs, warnings, simultaneous_columns=simultaneous, lead_windows=windows,
-                     shown_s=layout.shown_s)
+                     shown_s=layout.shown_s, seen_spans=seen)
 
 
 def fill_unshown(out: np.ndarray, t_grid: np.ndarray, shown_s: float, windows: dict[str, tuple[float, float]]) -> str:

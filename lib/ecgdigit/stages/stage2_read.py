@@ -10,6 +10,7 @@ from ..config import PAGE, STAGE2_SCALE, PaperLayout
 from ..digitized import Digitized
 from ..geometry.coordinate_map import CoordinateMap
 from ..lead_layouts import columns_may_be_simultaneous
+from .hidden_edges import fill_hidden_edges
 from .lead_physics import reconcile_limb_leads
 from .signal_assembly import assemble_leads
 from .column_timing import ColumnTiming, fill_unprinted_windows, find_column_timing
@@ -64,6 +65,7 @@ def read_traces(rectified: np.ndarray, scale: float, layout: PaperLayout = PAGE,
     if timing is not None and timing.simultaneous:
         digitized = fill_unprinted_windows(assemble_leads(curves, scale, layout, simultaneous=True))
         digitized.warnings.insert(0, timing.describe())
+    digitized = fill_hidden_edges(digitized)
     if reconcile:
         digitized = reconcile_limb_leads(digitized)
     return Stage2Result(rectified, scale, curves, digitized, timing)
