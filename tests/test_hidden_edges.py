@@ -113,3 +113,16 @@ def test_a_hidden_end_far_from_any_qrs_keeps_the_assemblys_carry():
     peaks = np.array([10, 40, 70])
     assert beat_copy(x, np.array([53, 54]), peaks, (0, 50), reach=5) is None
     assert beat_copy(x, np.array([43, 44]), peaks, (0, 40), reach=5) is not None
+
+
+def test_a_premature_beat_is_neither_copied_into_nor_from():
+    """A PVC's shape is not its neighbours': a hidden end at a premature beat keeps the assembly's
+    carry, and no other beat's copy averages a premature one in."""
+    peaks = np.array([100, 500, 900, 1150, 1700, 2100])  # 1150 comes 250 samples after 900: premature
+    x = np.zeros(2500)
+    x[peaks + 5] = 1.0  # every beat's shape: 1.0 five samples after its peak
+    x[1150 + 5] = -3.0  # ... but the premature one's
+    shown = (0, 2500)
+    assert beat_copy(x, np.arange(1150, 1160), peaks, shown) is None
+    est = beat_copy(x, np.arange(1700, 1710), peaks, shown)
+    np.testing.assert_allclose(est[5], 1.0)  # the mean over 100, 500, 900, 2100: no -3.0 in it

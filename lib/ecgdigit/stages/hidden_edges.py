@@ -27,6 +27,10 @@ MAX_HIDDEN_S = 0.04
 # hold-out 0011: 24.65 dB before, 24.22 copying everywhere, 24.72 with 0.06 s; renders 27.27 -> 27.25;
 # 0.08 s read 27.25 / 24.68)
 QRS_REACH_S = 0.06
+# a beat this much earlier than the median RR is premature, most often ectopic (a PVC): its shape is
+# not its neighbours', so it is neither copied into nor copied from (two realdev no-pulse renders of a
+# record with a PVC on the 5 s switch lost 2 dB to a normal beat's QRS copied over it)
+PREMATURE_FRAC = 0.2
 
 
 def fill_hidden_edges(d: Digitized) -> Digitized:
@@ -84,9 +88,21 @@ def beat_copy(x: np.ndarray, block: np.ndarray, peaks: np.ndarray, shown: tuple[
     One fiducial (the peak nearest the block) for the whole block keeps the copy continuous: per
     sample nearest peaks switch beats halfway between two QRS (0.3 mV steps; renders 26.65 dB
     with them, 27.27 without)."""
-    ref = peaks[np.abs(peaks - block.mean()).argmin()]
-    if np.abs(block - ref).min() > reach:
+    k = int(np.abs(peaks - block.mean()).argmin())
+    ref = peaks[k]
+    normal = ~_premature(peaks)
+    if np.abs(block - ref).min() > reach or not normal[k]:
         return None
-    at = peaks[peaks != ref][:, None] + (block - ref)[None, :]  # (other beats, block)
+    others = peaks[normal & (peaks != ref)]
+    at = others[:, None] + (block - ref)[None, :]  # (other beats, block)
     inside = ((at >= shown[0]) & (at < shown[1])).all(axis=1)
     return x[at[inside]].mean(axis=0) if inside.any() else None
+
+
+def _premature(peaks: np.ndarray) -> np.ndarray:
+    """(len(peaks),) bool: the beat came PREMATURE_FRAC or more before the median RR after the one
+    before it (the first beat has no RR: not premature)."""
+    rr = np.diff(peaks)
+    if len(rr) < 2:
+        return np.zeros(len(peaks), bool)
+    return np.r_[False, rr < (1.0 - PREMATURE_FRAC) * np.median(rr)]
