@@ -49,18 +49,26 @@ def _profile(ratio: np.ndarray, n_blocks: int, axis: int, percentile: float = PR
     return cv2.resize(prof, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _from_major_line(from_anchor_px: np.ndarray, scale: float, layout: PaperLayout) -> np.ndarray:
+    """Distance (px at `scale`) to the nearest 5 mm grid line of positions measured from the lattice's
+    anchor (the page's bottom for rows, its left for columns)."""
+    d = from_anchor_px / (layout.grid_major_px * scale)
+    return np.abs(d - np.round(d)) * layout.grid_major_px * scale
+
+
+def _row_distances(h: int, scale: float, layout: PaperLayout) -> np.ndarray:
+    """(h,) each pixel row's distance (px) to the nearest 5 mm line (anchored at the page's bottom)."""
+    return _from_major_line(layout.height * scale - np.arange(h), scale, layout)
+
+
 def major_line_rows(h: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """(h,) bool: the rectified page's pixel rows on a 5 mm grid line (anchored at the page's bottom)."""
-    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
-    d = (layout.height * scale - np.arange(h)) / step
-    return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+    return _row_distances(h, scale, layout) <= MAJOR_LINE_REACH_MM * layout.px_per_mm * scale
 
 
 def major_line_columns(w: int, scale: float, layout: PaperLayout = PAGE) -> np.ndarray:
     """(w,) bool: the rectified page's pixel columns on a 5 mm grid line (anchored at the page's left)."""
-    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
-    d = np.arange(w) / step
-    return np.abs(d - np.round(d)) * step <= MAJOR_LINE_REACH_MM * mm
+    return _from_major_line(np.arange(w), scale, layout) <= MAJOR_LINE_REACH_MM * layout.px_per_mm * scale
 
 
 def away_from_baselines(h: int, scale: float, clear_mm: float, layout: PaperLayout = PAGE) -> np.ndarray:
@@ -131,9 +139,8 @@ def major_line_shade(ratio: np.ndarray, scale: float, layout: PaperLayout = PAGE
     """How dark the 5 mm lines print in a rectified page's paper ratio: the median 75th-percentile
     brightness of their rows over that of the rows midway between them (1: the grid is hidden)."""
     h = ratio.shape[0]
-    step, mm = layout.grid_major_px * scale, layout.px_per_mm * scale
-    d = (layout.height * scale - np.arange(h)) / step
-    mid = np.abs(np.abs(d - np.round(d)) - 0.5) * step <= MID_ROW_REACH_MM * mm
+    half_step = 0.5 * layout.grid_major_px * scale
+    mid = np.abs(_row_distances(h, scale, layout) - half_step) <= MID_ROW_REACH_MM * layout.px_per_mm * scale
     away = away_from_baselines(h, scale, BASELINE_CLEAR_MM, layout)
     bright = np.percentile(ratio[:, ::4], PROFILE_PERCENTILE, axis=1)  # every 4th column: a profile
     major, between = dashed_line_rows(h, scale, layout), mid & away
