@@ -329,9 +329,9 @@ def render_pixel_lattice(page_pts: np.ndarray, page_size: tuple[int, int]) -> np
 def _as_drawn(page_pts: np.ndarray, image_pts: np.ndarray, fallback: CoordinateMap, gstep: float) -> np.ndarray:
     """The nodes' page positions as the grid was drawn: rounded to the render's pixels where the
     crossings follow that (SNAPPED_LATTICE_GAIN), else exact."""
-    snapped = render_pixel_lattice(page_pts, tuple(fallback.dst_size))
     if len(page_pts) <= NEIGHBOURS:
         return page_pts
+    snapped = render_pixel_lattice(page_pts, tuple(fallback.dst_size))
     every = np.ones(len(page_pts), bool)
     noise = [np.median(_local_plane_deviation(p / gstep, image_pts - fallback(p), every, NEIGHBOURS))
              for p in (page_pts, snapped)]
